@@ -1,0 +1,12 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+)
+
+// TODO: placeholder until its issue lands; replaced by the real command.
+func runSessions(ctx context.Context, args []string, stdout io.Writer) error {
+	return errors.New("sessions: not implemented yet")
+}
