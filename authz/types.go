@@ -23,7 +23,24 @@ type User struct {
 	// LastLogin is the time of the last sign-in; zero for a user created
 	// by an operator.
 	LastLogin time.Time `json:"last_login,omitzero"`
+
+	// operator marks the actor returned by Operator. It is unexported so
+	// that no user seen at sign-in, nor any decoded JSON, can carry it.
+	operator bool
 }
+
+// OperatorName is the name under which operator actions are recorded in
+// grants, events and the audit stream. The audit's role field tells them
+// from the actions of a user who happens to be called "operator".
+const OperatorName = "operator"
+
+// Operator returns the actor of the admin command line: someone with access
+// to Redis, who may manage the shares of every server in every
+// organization. It is not a user and never decides as one.
+func Operator() User { return User{Name: OperatorName, operator: true} }
+
+// IsOperator reports whether u is the actor returned by Operator.
+func (u User) IsOperator() bool { return u.operator }
 
 // Decision is what a user may do with a server.
 type Decision int
@@ -85,8 +102,9 @@ type Grant struct {
 // ServerOwners tells the owner of a server. The server registry
 // (package backend) implements it.
 type ServerOwners interface {
-	// Owner returns the owner of the server, or an error wrapping
-	// ErrNoServer.
+	// Owner returns the canonical username of the server's owner, or
+	// ("", nil) when the server does not exist. An error wrapping
+	// ErrNoServer is taken to mean the same; any other error is passed on.
 	Owner(ctx context.Context, server string) (string, error)
 }
 
