@@ -37,7 +37,11 @@ type Server struct {
 	Addr string `json:"-"`
 	// Secret is the per-server token the proxy adds to every forwarded
 	// request. It is never sent to a browser.
-	Secret    string    `json:"-"`
+	Secret string `json:"-"`
+	// Node names the proxy process whose driver runs the server, for
+	// drivers whose servers live beside one replica (see Placed); empty
+	// otherwise.
+	Node      string    `json:"-"`
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
@@ -75,8 +79,35 @@ type Driver interface {
 	Status(ctx context.Context, id string) (Status, error)
 }
 
+// Watcher is implemented by drivers that notice by themselves when a
+// server stops without being asked: its process exited, its pod died. The
+// Manager uses it to mark such a server Failed at once; without it, the
+// Manager learns of it at its next reconcile.
+type Watcher interface {
+	// Watch calls f with the new status (Stopped or Failed, with a
+	// reason) of each server that stopped by itself, until ctx ends. f may
+	// be called from several goroutines at once and may block.
+	Watch(ctx context.Context, f func(id string, st Status))
+}
+
+// Placed is implemented by drivers whose servers run beside one proxy
+// process and are out of reach of the others (the process driver). The
+// Manager records Node with each server it starts; only the manager with
+// that Node may stop it, and when that node stops sending heartbeats its
+// servers are marked Failed by whichever replica notices.
+type Placed interface {
+	// Node names this driver's place, unique to this proxy process.
+	Node() string
+}
+
 // Errors that callers branch on.
 var (
 	ErrNotFound = errors.New("no such server")
 	ErrBusy     = errors.New("server is being started or stopped by another request")
+	// ErrElsewhere is returned by Stop for a server that runs beside
+	// another proxy replica, which alone can stop it (process driver).
+	ErrElsewhere = errors.New("server runs beside another proxy replica")
+	// ErrNotStopped is returned by Registry.Delete for a server that is
+	// not stopped.
+	ErrNotStopped = errors.New("server is not stopped")
 )
