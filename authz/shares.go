@@ -283,6 +283,36 @@ func (s *Store) Leave(ctx context.Context, user User, server string) error {
 	return s.remove(ctx, acting{name: name, role: "grantee"}, server, name, "leave")
 }
 
+// RevokeAll ends every share of server, as Revoke does for each (one
+// event each), and returns how many it ended. Call it before deleting a
+// server, so that a new server with the same id does not inherit them.
+func (s *Store) RevokeAll(ctx context.Context, actor User, server string) (int, error) {
+	server, err := canonServer(server)
+	if err != nil {
+		return 0, err
+	}
+	act, _, err := s.authorize(ctx, actor, server)
+	if err != nil {
+		return 0, err
+	}
+	users, err := s.rdb.HKeys(ctx, s.grantsKey(server)).Result()
+	if err != nil {
+		return 0, fmt.Errorf("loading shares of %s: %w", server, err)
+	}
+	n := 0
+	for _, u := range users {
+		err := s.remove(ctx, act, server, u, "revoke")
+		if errors.Is(err, ErrNoGrant) {
+			continue // expired, or revoked meanwhile
+		}
+		if err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
 func (s *Store) remove(ctx context.Context, act acting, server, user, what string) error {
 	now := s.clock()
 	ev := events.Encode(events.Event{

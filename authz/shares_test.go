@@ -168,6 +168,30 @@ func TestChangeAndRevokeRules(t *testing.T) {
 	}
 }
 
+func TestRevokeAll(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	evs := collect(t, e.srv)
+	for _, u := range []string{"bob", "carol"} {
+		if _, err := e.store.Grant(ctx, alice, "alice", u, false, time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := e.store.RevokeAll(ctx, bob, "alice"); !errors.Is(err, ErrNotAllowed) {
+		t.Fatalf("by a grantee: got error %v, want ErrNotAllowed", err)
+	}
+	n, err := e.store.RevokeAll(ctx, dave, "alice")
+	if err != nil || n != 2 {
+		t.Fatalf("got %d, %v; want 2 revoked", n, err)
+	}
+	if _, grants, _ := e.store.People(ctx, "alice"); len(grants) != 0 {
+		t.Fatalf("got %+v, want no grants left", grants)
+	}
+	if got := evs.wait(t, 4); got[2].Kind != events.Revoke || got[3].Kind != events.Revoke {
+		t.Fatalf("got %+v, want two revokes after the grants", got)
+	}
+}
+
 func TestGrantAgainIsIdempotent(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
