@@ -139,6 +139,12 @@ func (p *Proxy) lifecycleHandler(action string) http.Handler {
 				message: fmt.Sprintf("Server %q is being started or stopped already. "+
 					"Wait a moment and look again.", id)})
 			return
+		case errors.Is(err, backend.ErrElsewhere):
+			p.metrics.lifecycle.WithLabelValues(action, "elsewhere").Inc()
+			p.fail(w, r, problem{status: http.StatusConflict, code: "elsewhere", retryAfter: 2,
+				message: fmt.Sprintf("Server %q runs beside another proxy replica, which alone "+
+					"can %s it right now. Try again in a moment.", id, action)})
+			return
 		case errors.Is(err, backend.ErrNotFound):
 			p.metrics.lifecycle.WithLabelValues(action, "not_found").Inc()
 			p.fail(w, r, problem{status: http.StatusNotFound, code: "no_server",
@@ -148,10 +154,15 @@ func (p *Proxy) lifecycleHandler(action string) http.Handler {
 			p.metrics.lifecycle.WithLabelValues(action, "error").Inc()
 			p.log.Error("lifecycle call failed", "action", action, "user", who.user.Name,
 				"server", id, "err", err)
+			msg := fmt.Sprintf("Server %q could not be %s.", id,
+				map[string]string{"start": "started", "stop": "stopped"}[action])
+			if s.Reason != "" {
+				msg += " Reason: " + s.Reason
+			} else {
+				msg += " Try again; if it keeps failing, the proxy's log has the reason."
+			}
 			p.fail(w, r, problem{status: http.StatusBadGateway, code: action + "_failed",
-				message: fmt.Sprintf("Server %q could not be %s. Try again; if it keeps "+
-					"failing, an operator can find the reason in the proxy's log.", id,
-					map[string]string{"start": "started", "stop": "stopped"}[action])})
+				message: msg})
 			return
 		}
 		p.metrics.lifecycle.WithLabelValues(action, "ok").Inc()
