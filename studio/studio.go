@@ -86,9 +86,9 @@ type Config struct {
 type Handler struct {
 	cfg     Config
 	origins map[string]bool // allowed origins; none means each request's own
-	log    *slog.Logger
-	mux    *http.ServeMux
-	page   *page
+	log     *slog.Logger
+	mux     *http.ServeMux
+	page    *page
 }
 
 // New returns the Studio handler.

@@ -126,9 +126,13 @@ async function lostAccess(e) {
   }
   const lostId = page.server ? page.server.id : activeId();
   const lost = page.server ? page.server.label : "that server";
-  notice(`${e.message} Studio no longer lists ${lost}.`, "error");
   page.server = null;
   await refreshServers();
+  const now = page.servers.find((s) => s.active);
+  notice(e.code === "no_server"
+    ? `${lost} no longer exists. Studio now shows ${now ? now.label : "your server"}.`
+    : `You no longer have access to ${lost}: its owner removed it, or the share ended. ` +
+      `Studio now shows ${now ? now.label : "your server"}.`, "error");
   if (activeId() && activeId() !== lostId) await loadDetails();
 }
 
@@ -268,6 +272,7 @@ async function switchTo(id) {
 function renderMe() {
   const me = page.me;
   $("me-name").textContent = personName(me.name, me.display_name);
+  $("me-name").title = personName(me.name, me.display_name);
   $("me-org").textContent = me.display_name ? `${me.name} · ${me.org}` : me.org;
   $("me-initial").textContent = initial(me);
   $("greeting").textContent = `Welcome, ${personName(me.name, me.display_name)}. ` +

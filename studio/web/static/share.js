@@ -263,12 +263,22 @@ export function setupShareDialog({ onChange }) {
     } else if (e.key === "Enter" && open && activeOption >= 0) {
       e.preventDefault();
       pick(activeOption);
+      pickedByEnter = true;
     } else if (e.key === "Escape" && open) {
       // close the list only; a second Escape closes the dialog
       e.preventDefault();
       e.stopPropagation();
       closeList();
     }
+  });
+  // Enter on a suggestion takes it and does not share yet: the keypress
+  // that some clients send despite the prevented keydown must not submit
+  let pickedByEnter = false;
+  input.addEventListener("keypress", (e) => {
+    if (e.key === "Enter" && pickedByEnter) e.preventDefault();
+  });
+  input.addEventListener("keyup", () => {
+    pickedByEnter = false;
   });
   input.addEventListener("blur", () => setTimeout(closeList, 0));
 
