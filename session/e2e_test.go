@@ -192,7 +192,7 @@ func TestSignInLandsWhereRequestedAndLogoutEndsIt(t *testing.T) {
 			}
 
 			// the old cookie is worthless now
-			resp, body = b.do(b.client, cookieRequest(t, p.url("/api/x"), "studio_session", cookie, "application/json"))
+			resp, body = b.withCookie(b.client, p.url("/api/x"), cookie, "application/json")
 			if resp.StatusCode != http.StatusUnauthorized || jsonErrorCode(t, body) != "signed_out" {
 				t.Errorf("got status %d %s with the old cookie, want 401 signed_out", resp.StatusCode, body)
 			}
@@ -292,9 +292,7 @@ func TestProviderErrorShownAsPage(t *testing.T) {
 		t.Fatalf("not on the login page: %.300s", page)
 	}
 	form := url.Values{"id": {m[1]}, "action": {"cancel"}}
-	req, _ := http.NewRequest(http.MethodPost, resp.Request.URL.String(), strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, body := b.do(b.client, req)
+	resp, body := b.postForm(b.client, resp.Request.URL.String(), form)
 
 	if resp.StatusCode != http.StatusForbidden || pageCode(body) != "provider_error" {
 		t.Fatalf("got status %d code %q, want 403 provider_error: %.400s",
@@ -329,10 +327,8 @@ func TestStateIsSingleUseAndBoundToTheBrowser(t *testing.T) {
 		form := url.Values{"id": {m[1]}, "username": {"alice"},
 			"password": {devidp.DefaultPassword}, "action": {"login"}}
 		c := b.noFollow()
-		req, _ := http.NewRequest(http.MethodPost, resp.Request.URL.String(), strings.NewReader(form.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, _ = b.postForm(c, resp.Request.URL.String(), form)
 		for i := 0; i < 5; i++ {
-			resp, _ = b.do(c, req)
 			loc, err := resp.Location()
 			if err != nil {
 				t.Fatalf("got status %d without a redirect", resp.StatusCode)
@@ -340,7 +336,8 @@ func TestStateIsSingleUseAndBoundToTheBrowser(t *testing.T) {
 			if strings.HasPrefix(loc.String(), p.url("/studio/callback")) {
 				return loc.String()
 			}
-			req, _ = http.NewRequest(http.MethodGet, loc.String(), nil)
+			req, _ := http.NewRequest(http.MethodGet, loc.String(), nil)
+			resp, _ = b.do(c, req)
 		}
 		t.Fatal("never redirected to the callback")
 		return ""
@@ -424,7 +421,8 @@ func TestReturnAddressConfinedToThisOrigin(t *testing.T) {
 			b := newBrowser(t, nil)
 			resp, page := b.navigate(p.url("/studio/login?rd=" + url.QueryEscape(tc.rd)))
 			resp, body := b.signInDev(resp, page, "alice", devidp.DefaultPassword)
-			if got := resp.Request.URL.RequestURI(); got != tc.want || resp.Request.URL.Host != p.srv.Listener.Addr().String() {
+			landed := resp.Request.URL
+			if landed.RequestURI() != tc.want || landed.Host != p.srv.Listener.Addr().String() {
 				t.Errorf("landed on %s, want %s on the proxy: %.200s", resp.Request.URL, tc.want, body)
 			}
 		})
@@ -474,12 +472,13 @@ func TestBadCookiesAreSignedOut(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newBrowser(t, nil)
-			resp, body := c.do(c.noFollow(), cookieRequest(t, p.url("/lab"), "studio_session", tc.value, "application/json"))
+			resp, body := c.withCookie(c.noFollow(), p.url("/lab"), tc.value, "application/json")
 			if resp.StatusCode != http.StatusUnauthorized || jsonErrorCode(t, body) != "signed_out" {
 				t.Errorf("API: got status %d %.200s, want 401 signed_out", resp.StatusCode, body)
 			}
-			resp, _ = c.do(c.noFollow(), cookieRequest(t, p.url("/lab"), "studio_session", tc.value, "text/html"))
-			if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/studio/login?rd=%2Flab" {
+			resp, _ = c.withCookie(c.noFollow(), p.url("/lab"), tc.value, "text/html")
+			loc := resp.Header.Get("Location")
+			if resp.StatusCode != http.StatusFound || loc != "/studio/login?rd=%2Flab" {
 				t.Errorf("navigation: got status %d Location %q, want 302 to login",
 					resp.StatusCode, resp.Header.Get("Location"))
 			}
@@ -655,7 +654,7 @@ func TestCacheAcrossReplicas(t *testing.T) {
 		b := newBrowser(t, nil)
 		signIn(t, b, p1, "/", user)
 		cookie := b.cookie(p1.url("/"), "studio_session")
-		resp, body := b.do(b.client, cookieRequest(t, p2.url("/x"), "studio_session", cookie, "application/json"))
+		resp, body := b.withCookie(b.client, p2.url("/x"), cookie, "application/json")
 		if w := decodeWhoami(t, resp, body); w.User != user {
 			t.Fatalf("got user %q at the second replica, want %s", w.User, user)
 		}
@@ -668,7 +667,7 @@ func TestCacheAcrossReplicas(t *testing.T) {
 	status := func(t *testing.T, p *proxy, cookie string) int {
 		t.Helper()
 		c := newBrowser(t, nil)
-		resp, _ := c.do(c.client, cookieRequest(t, p.url("/x"), "studio_session", cookie, "application/json"))
+		resp, _ := c.withCookie(c.client, p.url("/x"), cookie, "application/json")
 		return resp.StatusCode
 	}
 	dropped := func(p *proxy, cookie string) func() bool {
@@ -722,7 +721,7 @@ func TestCacheAcrossReplicas(t *testing.T) {
 		}
 		eventually(t, "the second replica to drop alice's session", dropped(p2, cookie))
 		c := newBrowser(t, nil)
-		resp, body := c.do(c.client, cookieRequest(t, p2.url("/x"), "studio_session", cookie, "application/json"))
+		resp, body := c.withCookie(c.client, p2.url("/x"), cookie, "application/json")
 		if w := decodeWhoami(t, resp, body); !w.Admin {
 			t.Error("got admin false after the directory made alice admin, want true")
 		}
@@ -755,7 +754,8 @@ func TestRedisDownIsNotSignedIn(t *testing.T) {
 	}
 	resp, body = b.navigate(p.url("/lab"))
 	if resp.StatusCode != http.StatusServiceUnavailable || pageCode(body) != "unavailable" {
-		t.Errorf("navigation: got status %d code %q, want 503 unavailable page", resp.StatusCode, pageCode(body))
+		t.Errorf("navigation: got status %d code %q, want 503 unavailable page",
+			resp.StatusCode, pageCode(body))
 	}
 	req := cookieRequest(t, p.url("/x"), "studio_session", b.cookie(p.url("/"), "studio_session"), "")
 	_, err := p.m.Authenticate(req)

@@ -359,17 +359,36 @@ var (
 
 // signInDev completes the development provider's login page the browser
 // is on (page, at resp.Request.URL) as user, following every redirect.
-func (b *browser) signInDev(resp *http.Response, page, user, password string) (*http.Response, string) {
+func (b *browser) signInDev(
+	resp *http.Response,
+	page, user, password string,
+) (*http.Response, string) {
 	b.t.Helper()
 	m := formIDRe.FindStringSubmatch(page)
 	if m == nil {
 		b.t.Fatalf("not on the provider's login page (%s): %.300s", resp.Request.URL, page)
 	}
 	form := url.Values{"id": {m[1]}, "username": {user}, "password": {password}, "action": {"login"}}
-	req, _ := http.NewRequest(http.MethodPost, resp.Request.URL.String(), strings.NewReader(form.Encode()))
+	return b.postForm(b.client, resp.Request.URL.String(), form)
+}
+
+// postForm posts a form as a browser does.
+func (b *browser) postForm(c *http.Client, u string, form url.Values) (*http.Response, string) {
+	b.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, u, strings.NewReader(form.Encode()))
+	if err != nil {
+		b.t.Fatal(err)
+	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "text/html")
-	return b.do(b.client, req)
+	return b.do(c, req)
+}
+
+// withCookie GETs u with the given session cookie (and no other), as
+// accept.
+func (b *browser) withCookie(c *http.Client, u, cookie, accept string) (*http.Response, string) {
+	b.t.Helper()
+	return b.do(c, cookieRequest(b.t, u, "studio_session", cookie, accept))
 }
 
 // pageCode returns the refusal code of a sign-in page, or "".
@@ -438,7 +457,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// authRequest builds a request carrying a session cookie.
+// cookieRequest builds a request carrying a session cookie.
 func cookieRequest(t *testing.T, u, name, value, accept string) *http.Request {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, u, nil)

@@ -36,7 +36,8 @@ border-radius:4px;background:#246;color:#fff;text-decoration:none;font-size:1rem
 <h1>{{.Title}}</h1>
 <p>{{.Message}}</p>
 {{if .Detail}}<p class="detail">{{.Detail}}</p>{{end}}
-{{if .Form}}<form method="post" action="{{.Form}}"><button type="submit">{{.FormButton}}</button></form>{{end}}
+{{if .Form}}<form method="post" action="{{.Form}}">
+<button type="submit">{{.FormButton}}</button></form>{{end}}
 {{if .Link}}<p><a class="button" href="{{.Link}}">{{.LinkText}}</a></p>{{end}}
 {{if .Code}}<p class="code" data-code="{{.Code}}">Reference: {{.Code}}</p>{{end}}
 </body></html>

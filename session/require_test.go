@@ -29,9 +29,11 @@ func TestNavigationOrAPI(t *testing.T) {
 		{"JSON", "GET", "/api/contents", map[string]string{"Accept": "application/json"}, false},
 		{"no Accept", "GET", "/lab", nil, false},
 		{"any", "GET", "/lab", map[string]string{"Accept": "*/*"}, false},
-		{"XHR", "GET", "/lab", map[string]string{"Accept": html, "X-Requested-With": "XMLHttpRequest"}, false},
+		{"XHR", "GET", "/lab", map[string]string{
+			"Accept": html, "X-Requested-With": "XMLHttpRequest"}, false},
 		{"fetch cors", "GET", "/lab", map[string]string{"Accept": html, "Sec-Fetch-Mode": "cors"}, false},
-		{"fetch same-origin", "GET", "/lab", map[string]string{"Accept": html, "Sec-Fetch-Mode": "same-origin"}, false},
+		{"fetch same-origin", "GET", "/lab", map[string]string{
+			"Accept": html, "Sec-Fetch-Mode": "same-origin"}, false},
 		{"script", "GET", "/lab/main.js", map[string]string{
 			"Accept": html, "Sec-Fetch-Mode": "no-cors", "Sec-Fetch-Dest": "script"}, false},
 		{"websocket", "GET", "/api/kernels/1/channels", map[string]string{
@@ -60,8 +62,9 @@ func TestSignedOutAnswers(t *testing.T) {
 		r.Header.Set("Accept", "text/html")
 		w := httptest.NewRecorder()
 		m.SignedOut(w, r)
-		if w.Code != http.StatusFound || w.Header().Get("Location") != "/studio/login?rd=%2Flab%2Ftree%3Fx%3D1" {
-			t.Errorf("got %d Location %q, want 302 to the login with rd", w.Code, w.Header().Get("Location"))
+		loc := w.Header().Get("Location")
+		if w.Code != http.StatusFound || loc != "/studio/login?rd=%2Flab%2Ftree%3Fx%3D1" {
+			t.Errorf("got %d Location %q, want 302 to the login with rd", w.Code, loc)
 		}
 		if w.Header().Get("Set-Cookie") != "" {
 			t.Error("got a Set-Cookie for a request without a cookie")

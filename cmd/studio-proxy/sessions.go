@@ -31,7 +31,8 @@ func runSessions(ctx context.Context, args []string, stdout io.Writer) error {
 }
 
 func runSessionsEnd(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := newFlagSet("sessions end", "End every login session of <user>: signed out everywhere at once.", stdout)
+	fs := newFlagSet("sessions end <user>",
+		"End every login session of the user: signed out everywhere at once.", stdout)
 	rf := addRedisFlags(fs)
 	actor := fs.String("actor", "", "who is ending the sessions, recorded in the event")
 	if err := parseFlags(fs, args); err != nil {

@@ -86,7 +86,8 @@ func TestNewRefuses(t *testing.T) {
 		is   error
 	}{
 		{"loopback", func(c *Config) {}, true, nil},
-		{"non-loopback issuer", func(c *Config) { c.Issuer = "http://studio.example.org" }, false, ErrNotLoopback},
+		{"non-loopback issuer", func(c *Config) { c.Issuer = "http://studio.example.org" },
+			false, ErrNotLoopback},
 		{"non-loopback issuer allowed", func(c *Config) {
 			c.Issuer = "https://studio.example.org"
 			c.AllowNonLoopback = true
@@ -230,7 +231,8 @@ func testCodeFlow(t *testing.T, path string) {
 	}
 
 	// a wrong PKCE verifier is refused, the right one gets tokens
-	if _, err := conf.Exchange(ctx, q.Get("code"), oauth2.VerifierOption("wrong-verifier-wrong-verifier-wrong-verifier")); err == nil {
+	wrong := oauth2.VerifierOption(oauth2.GenerateVerifier())
+	if _, err := conf.Exchange(ctx, q.Get("code"), wrong); err == nil {
 		t.Error("got tokens with a wrong PKCE verifier")
 	}
 	tok, err := conf.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(verifier))
@@ -264,10 +266,12 @@ func testCodeFlow(t *testing.T, path string) {
 	if err != nil {
 		t.Fatalf("refresh: %v", err)
 	}
-	if next.RefreshToken == "" || next.RefreshToken == tok.RefreshToken || next.AccessToken == tok.AccessToken {
+	if next.RefreshToken == "" || next.RefreshToken == tok.RefreshToken ||
+		next.AccessToken == tok.AccessToken {
 		t.Error("got the same tokens from a refresh, want new ones")
 	}
-	if _, err := conf.TokenSource(ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token(); err == nil {
+	old := conf.TokenSource(ctx, &oauth2.Token{RefreshToken: tok.RefreshToken})
+	if _, err := old.Token(); err == nil {
 		t.Error("got tokens for a rotated-out refresh token")
 	}
 

@@ -258,7 +258,8 @@ func (s *storage) CreateAccessAndRefreshTokens(
 	if current != "" {
 		old, ok := s.refresh[current]
 		if !ok || time.Now().After(old.expires) {
-			return "", "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("refresh token revoked or expired")
+			err := oidc.ErrInvalidGrant().WithDescription("refresh token revoked or expired")
+			return "", "", time.Time{}, err
 		}
 		delete(s.refresh, current)
 		delete(s.access, old.accessID)
