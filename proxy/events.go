@@ -81,9 +81,8 @@ func (p *Proxy) cut(match func(*tracked) bool, code int, reason, label string) {
 			kind = "websocket"
 		}
 		p.metrics.cuts.WithLabelValues(label, kind).Inc()
-		if t.ws {
-			p.log.Info("websocket cut", "user", t.user.Name, "server", t.server, "reason", label)
-		}
+		p.log.Info("connection cut", "kind", kind, "user", t.user.Name, "server", t.server,
+			"reason", label)
 	}
 }
 

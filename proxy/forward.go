@@ -54,6 +54,12 @@ func (p *Proxy) initForwarding() {
 // response stream.
 func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, user string, rt route, e serverEntry) {
 	o := &outbound{user: user, route: rt, server: e}
+	if r.ContentLength != 0 {
+		// answer without first draining the client's body: an upload the
+		// proxy cuts (or the backend refuses early) gets its answer at
+		// once, and bodies stream both ways as through any proxy
+		http.NewResponseController(w).EnableFullDuplex()
+	}
 	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), outboundKey{}, o)))
 	p.metrics.forwarded.Inc()
 }

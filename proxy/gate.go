@@ -65,6 +65,18 @@ func (p *Proxy) serveBackend(w http.ResponseWriter, r *http.Request) {
 	}
 	tctx, cancel := context.WithCancelCause(parent)
 	t.cancel = cancel
+	if !ws && r.ContentLength != 0 {
+		// a body still streaming in keeps the transport reading it, and
+		// the request in flight, whatever its context says: a cut also
+		// ends that read
+		rc := http.NewResponseController(w)
+		t.cancel = func(cause error) {
+			cancel(cause)
+			if cause != nil {
+				rc.SetReadDeadline(time.Now())
+			}
+		}
+	}
 	p.conns.add(t)
 	defer p.conns.remove(t)
 	defer cancel(nil)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/studio-proxy/studio-proxy/backend"
 	"github.com/studio-proxy/studio-proxy/internal/demoserver"
@@ -25,6 +26,7 @@ type Driver struct {
 	mu      sync.Mutex
 	servers map[string]*demo
 	starts  atomic.Int64
+	delay   atomic.Int64 // nanoseconds each start takes before it answers
 }
 
 type demo struct {
@@ -46,6 +48,13 @@ func NewDriver(log *slog.Logger) *Driver {
 
 // Start starts a demo server for spec on a free loopback port.
 func (d *Driver) Start(ctx context.Context, spec backend.Spec) (backend.Status, error) {
+	if delay := time.Duration(d.delay.Load()); delay > 0 {
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return backend.Status{}, ctx.Err()
+		}
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if s, ok := d.servers[spec.ID]; ok {
@@ -68,12 +77,16 @@ func (d *Driver) Start(ctx context.Context, spec backend.Spec) (backend.Status, 
 	s := &demo{srv: srv, addr: "http://" + l.Addr().String(), l: l, done: make(chan struct{})}
 	sctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
+	stream := spec.BaseURL + StreamPath
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.hang.Load() {
+		switch {
+		case s.hang.Load():
 			<-r.Context().Done()
-			return
+		case r.URL.Path == stream && authorized(r, spec.Secret):
+			serveStream(w, r)
+		default:
+			srv.ServeHTTP(w, r)
 		}
-		srv.ServeHTTP(w, r)
 	})
 	go func() {
 		defer close(s.done)
@@ -84,6 +97,37 @@ func (d *Driver) Start(ctx context.Context, spec backend.Spec) (backend.Status, 
 	d.servers[spec.ID] = s
 	d.starts.Add(1)
 	return backend.Status{State: backend.Running, Addr: s.addr}, nil
+}
+
+// StreamPath, below a server's base URL, answers an endless event stream
+// (text/event-stream, one event naming the X-Studio-User every 100ms),
+// for tests of long-lived responses. It needs the server's secret like
+// every other path.
+const StreamPath = "_testenv/stream"
+
+func authorized(r *http.Request, secret string) bool {
+	return r.Header.Get("Authorization") == "token "+secret
+}
+
+func serveStream(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	rc := http.NewResponseController(w)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if _, err := fmt.Fprintf(w, "data: %s\n\n", r.Header.Get("X-Studio-User")); err != nil {
+			return
+		}
+		if rc.Flush() != nil {
+			return
+		}
+		select {
+		case <-tick.C:
+		case <-r.Context().Done():
+			return
+		}
+	}
 }
 
 // Stop stops the server's demo server; stopping one that is not running
@@ -135,6 +179,10 @@ func (d *Driver) Addr(id string) string {
 	}
 	return ""
 }
+
+// SetStartDelay makes every later start take d before the server runs,
+// like a notebook server that takes a while to come up.
+func (d *Driver) SetStartDelay(delay time.Duration) { d.delay.Store(int64(delay)) }
 
 // Starts returns how many servers the driver has started.
 func (d *Driver) Starts() int64 { return d.starts.Load() }
