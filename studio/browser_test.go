@@ -9,9 +9,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
@@ -154,6 +157,26 @@ func (b *browser) signIn(env *testenv.Env, user string) {
 		env.Prefix))
 }
 
+// pressKey presses a key the way a browser delivers it to a page that
+// handles its keydown: chromedp's KeyEvent also sends the character
+// event, which a real browser drops once keydown's default is prevented,
+// and which would press the button that has the focus by then.
+func pressKey(key string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		for _, r := range key {
+			for _, k := range kb.Encode(r) {
+				if k.Type == kb.KeyChar {
+					continue
+				}
+				if _, err := cdp.Call(ctx, t, input.DispatchKeyEvent, *k); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
+
 // switcherItems describes the switcher's menu: "label:checked" each.
 const switcherItems = `[...document.querySelectorAll("#switcher-menu [role=menuitemradio]")]
 	.map(i => i.querySelector(".item-label").textContent + ":" + i.getAttribute("aria-checked"))
@@ -169,29 +192,7 @@ func TestBrowserSharing(t *testing.T) {
 	exe := chromium(t)
 	shots := screenshotsDir(t)
 
-	// quiet unless STUDIO_TEST_LOG is set, like the rest of testenv
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if os.Getenv("STUDIO_TEST_LOG") != "" {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	env := testenv.Start(t, testenv.Options{
-		Log: log,
-		Studio: func(r *testenv.Replica) http.Handler {
-			h, err := studio.New(studio.Config{
-				Authz:       r.Authz,
-				Registry:    r.Registry,
-				ExternalURL: r.URL, // one replica: its URL is the external one
-				Log:         log,
-			})
-			if err != nil {
-				t.Fatalf("studio.New: %v", err)
-			}
-			return h
-		},
-	})
-	if len(env.Replicas) != 1 {
-		t.Fatalf("got %d replicas, want 1", len(env.Replicas))
-	}
+	env := startEnv(t)
 
 	alice := newBrowser(t, "alice", exe, shots)
 	bob := newBrowser(t, "bob", exe, shots)
@@ -268,8 +269,8 @@ func TestBrowserSharing(t *testing.T) {
 	}
 	bob.shot("06-bob-switcher")
 
-	bob.do("choosing alice's server",
-		chromedp.Click(chromedp.CSS(`#switcher-menu [data-id="alice"]`)))
+	bob.do("choosing alice's server with the keyboard",
+		chromedp.KeyEvent(kb.ArrowDown), pressKey(kb.Enter))
 	bob.wait("alice's server is active", `document.querySelector("#switcher-label").textContent === "alice's server" &&
 		document.querySelector("#server-name").textContent === "alice's server"`)
 	bob.wait("it runs", `document.querySelector("#server-state").dataset.state === "running"`)
@@ -346,8 +347,89 @@ func TestBrowserSharing(t *testing.T) {
 	bob.wait("the sign-in form is shown", `!!document.querySelector("#password")`)
 }
 
-// screenshotsDir returns the screenshot folder at the repository root,
-// emptied of this package's earlier screenshots.
+// startEnv starts the proxy with the Studio, the development provider,
+// Redis and the demo servers: one replica, whose URL is the external one.
+func startEnv(t *testing.T) *testenv.Env {
+	t.Helper()
+	// quiet unless STUDIO_TEST_LOG is set, like the rest of testenv
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if os.Getenv("STUDIO_TEST_LOG") != "" {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	env := testenv.Start(t, testenv.Options{
+		Log: log,
+		Studio: func(r *testenv.Replica) http.Handler {
+			h, err := studio.New(studio.Config{
+				Authz:       r.Authz,
+				Registry:    r.Registry,
+				ExternalURL: r.URL,
+				Log:         log,
+			})
+			if err != nil {
+				t.Fatalf("studio.New: %v", err)
+			}
+			return h
+		},
+	})
+	if len(env.Replicas) != 1 {
+		t.Fatalf("got %d replicas, want 1", len(env.Replicas))
+	}
+	return env
+}
+
+// TestBrowserStartingAndLeaving follows a slow start live, and leaves a
+// share from the Shared with me list.
+func TestBrowserStartingAndLeaving(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test skipped in -short mode")
+	}
+	exe := chromium(t)
+	shots := screenshotsDir(t)
+	env := startEnv(t)
+
+	env.Login(t, "alice")
+	bob := newBrowser(t, "bob", exe, shots)
+	bob.signIn(env, "bob")
+	env.Share(t, "alice", "alice", "bob", true)
+
+	// the share is listed with its permission; Switch makes it active
+	bob.do("reloading", chromedp.Reload())
+	bob.wait("alice's server is shared with him", `document.querySelector('#shared-rows tr[data-id="alice"]')`)
+	if got, want := bob.text(`#shared-rows tr[data-id="alice"] .pill`), "Start/Stop Enabled"; got != want {
+		t.Errorf("permission shown: got %q, want %q", got, want)
+	}
+	bob.do("switching from the list",
+		chromedp.Click(chromedp.CSS(`#shared-rows tr[data-id="alice"] button[aria-label="Switch to alice's server"]`)))
+	bob.wait("alice's server is active", `document.querySelector("#server-name").textContent === "alice's server"`)
+
+	// a slow start shows as starting, also after a reload, until it runs
+	env.Driver.SetStartDelay(3 * time.Second)
+	bob.do("starting alice's server", chromedp.Click(chromedp.CSS("#start-button")))
+	bob.wait("it is starting", `document.querySelector("#server-state").dataset.state === "starting"`)
+	bob.do("reloading while it starts", chromedp.Reload())
+	bob.wait("the reloaded page shows it starting", `document.querySelector("#server-state")?.dataset.state === "starting" &&
+		document.querySelector("#server-name").textContent === "alice's server"`)
+	if got := bob.text("#server-state"); got != "Starting…" {
+		t.Errorf("state badge: got %q, want Starting…", got)
+	}
+	bob.shot("21-bob-starting")
+	bob.wait("the page sees it running without a reload",
+		`document.querySelector("#server-state").dataset.state === "running"`)
+
+	// leaving takes it out of the list and the switcher
+	bob.do("leaving alice's server", chromedp.Click(chromedp.CSS(`button[aria-label="Leave alice's server"]`)))
+	bob.wait("it is gone", `!document.querySelector('#shared-rows tr[data-id="alice"]') &&
+		document.querySelector("#shared-message").textContent.startsWith("You left alice's server.")`)
+	bob.wait("he is back on his own server", `document.querySelector("#switcher-label").textContent === "My Server" &&
+		document.querySelector("#server-name").textContent === "My Server"`)
+	bob.shot("22-bob-left")
+}
+
+// clearShots empties the screenshot folder of this package's earlier
+// screenshots, once per test run.
+var clearShots sync.Once
+
+// screenshotsDir returns the screenshot folder at the repository root.
 func screenshotsDir(t *testing.T) string {
 	t.Helper()
 	root, err := os.Getwd()
@@ -368,10 +450,12 @@ func screenshotsDir(t *testing.T) string {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	old, _ := filepath.Glob(filepath.Join(dir, "studio-*.png"))
-	for _, f := range old {
-		os.Remove(f)
-	}
+	clearShots.Do(func() {
+		old, _ := filepath.Glob(filepath.Join(dir, "studio-*.png"))
+		for _, f := range old {
+			os.Remove(f)
+		}
+	})
 	t.Logf("screenshots in %s", dir)
 	return dir
 }

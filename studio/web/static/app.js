@@ -70,7 +70,7 @@ function renderDetails() {
   const stop = $("stop-button");
   start.hidden = stop.hidden = !s.can_start_stop;
   start.disabled = !!page.pending || !(state === "stopped" || state === "failed");
-  stop.disabled = !!page.pending || !(state === "running" || state === "starting");
+  stop.disabled = !!page.pending || state !== "running";
   $("share-button").hidden = !s.can_share;
 
   const hint = $("server-hint");
@@ -103,11 +103,12 @@ async function loadDetails() {
   if (page.pending || transitional(page.server.state)) {
     page.poll = setTimeout(loadDetails, 1000);
   }
-  // keep the switcher's state dots true
+  // keep the switcher's state dots and the shared list true
   const entry = page.servers.find((s) => s.id === page.server.id);
   if (entry && entry.state !== page.server.state) {
     entry.state = page.server.state;
     switcher.update(page.servers);
+    renderShared();
   }
 }
 
