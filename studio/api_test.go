@@ -606,7 +606,8 @@ func TestCSRF(t *testing.T) {
 		{"origin of another port", map[string]string{"Origin": "https://studio.example.org:8443"}, 403},
 		{"plain http origin", map[string]string{"Origin": "http://studio.example.org"}, 403},
 		{"null origin", map[string]string{"Origin": "null"}, 403},
-		{"default port is the same origin", map[string]string{"Origin": "https://studio.example.org:443"}, 200},
+		{"default port is the same origin",
+			map[string]string{"Origin": "https://studio.example.org:443"}, 200},
 		{"referer when no origin", map[string]string{
 			"Origin": "", "Referer": "https://studio.example.org/studio/"}, 200},
 		{"foreign referer", map[string]string{

@@ -15,7 +15,12 @@ import (
 
 func TestPage(t *testing.T) {
 	e := newAPIEnv(t)
-	get := func(t *testing.T, path string, user *authz.User, header ...string) *httptest.ResponseRecorder {
+	get := func(
+		t *testing.T,
+		path string,
+		user *authz.User,
+		header ...string,
+	) *httptest.ResponseRecorder {
 		t.Helper()
 		r := httptest.NewRequest("GET", "https://studio.example.org"+path, nil)
 		for i := 0; i+1 < len(header); i += 2 {
@@ -39,7 +44,8 @@ func TestPage(t *testing.T) {
 	}{
 		{"home", "/studio/", &alice, 200, "text/html; charset=utf-8", `src="/studio/static/app.js?v=`},
 		{"home signed out", "/studio/", nil, 401, "application/json; charset=utf-8", "signed_out"},
-		{"script", "/studio/static/app.js", &alice, 200, "text/javascript; charset=utf-8", "mountSwitcher"},
+		{"script", "/studio/static/app.js", &alice, 200, "text/javascript; charset=utf-8",
+			"mountSwitcher"},
 		{"style", "/studio/static/studio.css", &alice, 200, "text/css; charset=utf-8", ".switcher"},
 		{"icon", "/studio/static/favicon.svg", &alice, 200, "image/svg+xml", "<svg"},
 		{"missing asset", "/studio/static/nope.js", &alice, 404, "", ""},
@@ -63,7 +69,9 @@ func TestPage(t *testing.T) {
 	t.Run("locked down", func(t *testing.T) {
 		w := get(t, "/studio/", &alice)
 		csp := w.Header().Get("Content-Security-Policy")
-		for _, want := range []string{"default-src 'none'", "script-src 'self'", "frame-ancestors 'none'"} {
+		for _, want := range []string{
+			"default-src 'none'", "script-src 'self'", "frame-ancestors 'none'",
+		} {
 			if !strings.Contains(csp, want) {
 				t.Errorf("Content-Security-Policy %q lacks %q", csp, want)
 			}
