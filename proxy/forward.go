@@ -65,8 +65,15 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, user string, rt 
 }
 
 // rewrite builds the outgoing request: the route's cleaned path on the
-// server's address, the client's Host kept, identity and forwarding
-// headers replaced by the proxy's own, and the server's secret added.
+// server's address, identity and forwarding headers replaced by the
+// proxy's own, and the server's secret added.
+//
+// The Host header is the backend's own address, not the client's (which
+// goes in X-Forwarded-Host): Jupyter refuses a Host that is not local
+// unless told to allow remote access, as protection against DNS
+// rebinding. Jupyter skips its Origin and XSRF checks for requests that
+// carry its token, which the proxy always adds: the proxy makes those
+// checks itself (see origins.checkBackendWrite).
 func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	o := pr.In.Context().Value(outboundKey{}).(*outbound)
 	out := pr.Out
@@ -74,7 +81,7 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	out.URL.Scheme = o.server.addr.Scheme
 	out.URL.Host = o.server.addr.Host
 	o.route.setURL(out.URL)
-	out.Host = pr.In.Host
+	out.Host = ""
 
 	h := out.Header
 	stripIdentity(h)

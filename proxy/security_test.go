@@ -68,6 +68,12 @@ func TestForgedIdentityHeaders(t *testing.T) {
 		!strings.Contains(c, "keep=me") {
 		t.Errorf("backend got cookies %q, want keep=me and none of the proxy's", c)
 	}
+	if got, want := rep.Header.Get("X-Forwarded-Host"), strings.TrimPrefix(env.Replicas[1].URL, "http://"); got != want {
+		t.Errorf("backend got X-Forwarded-Host %q, want %q", got, want)
+	}
+	if got := rep.Header.Get("X-Forwarded-Proto"); got != "http" {
+		t.Errorf("backend got X-Forwarded-Proto %q, want http", got)
+	}
 	if rep.Header.Get("X-Unrelated-Header-Value") != "kept" {
 		t.Error("an ordinary header was dropped")
 	}

@@ -68,7 +68,6 @@ func (p *Proxy) serveWebsocket(
 	p.trust.forwardedFor(r).set(h)
 	h[UserHeader] = []string{t.user.Name}
 	h["Authorization"] = []string{"token " + e.s.Secret}
-	h["Host"] = []string{r.Host}
 
 	d := websocket.Dialer{
 		NetDialContext:   p.dialer.DialContext,
