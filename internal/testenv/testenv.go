@@ -43,6 +43,10 @@ type Options struct {
 	// Proxy adjusts each replica's proxy configuration before New, for
 	// example short backend timeouts.
 	Proxy func(r *Replica, cfg *proxy.Config)
+	// Driver, when set, runs the servers instead of the in-process demo
+	// Driver (Env.Driver is then nil): for example a process driver
+	// running Jupyter Notebook.
+	Driver backend.Driver
 	// Studio returns the Studio handler of a replica (Config.Studio);
 	// nil leaves it out. The replica's stores are set when it is called.
 	Studio func(r *Replica) http.Handler
@@ -63,7 +67,8 @@ type Env struct {
 	// IDP is the identity provider; IDPServer serves it.
 	IDP       *devidp.Provider
 	IDPServer *httptest.Server
-	// Driver runs the servers of every replica.
+	// Driver runs the servers of every replica, unless Options.Driver
+	// replaced it.
 	Driver *Driver
 	// Replicas are the proxies. All of them use Replicas[0]'s URL as
 	// their external URL, the one Origin headers must name.
@@ -98,7 +103,6 @@ func Start(t testing.TB, opts Options) *Env {
 	n := max(opts.Replicas, 1)
 	e := &Env{
 		Redis:     redistest.Start(t),
-		Driver:    NewDriver(nil),
 		Prefix:    opts.Prefix,
 		KeyPrefix: "studio:",
 		Log:       opts.Log,
@@ -112,10 +116,16 @@ func Start(t testing.TB, opts Options) *Env {
 			e.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 		}
 	}
-	e.Driver.log = e.Log
+	driver := opts.Driver
+	if driver == nil {
+		e.Driver = NewDriver(e.Log)
+		driver = e.Driver
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	t.Cleanup(e.Driver.stopAll)
+	if e.Driver != nil {
+		t.Cleanup(e.Driver.stopAll)
+	}
 
 	// listeners first: the provider needs the proxy's redirect URI, the
 	// sessions need the provider
@@ -127,7 +137,7 @@ func Start(t testing.TB, opts Options) *Env {
 	e.startIDP(t, opts.Users)
 
 	for _, r := range e.Replicas {
-		e.startReplica(t, ctx, r, opts)
+		e.startReplica(t, ctx, r, driver, opts)
 	}
 	return e
 }
@@ -154,7 +164,13 @@ func (e *Env) startIDP(t testing.TB, users []devidp.User) {
 	t.Cleanup(e.IDPServer.Close)
 }
 
-func (e *Env) startReplica(t testing.TB, ctx context.Context, r *Replica, opts Options) {
+func (e *Env) startReplica(
+	t testing.TB,
+	ctx context.Context,
+	r *Replica,
+	driver backend.Driver,
+	opts Options,
+) {
 	t.Helper()
 	var err error
 	r.Redis = e.Redis.Client()
@@ -166,7 +182,7 @@ func (e *Env) startReplica(t testing.TB, ctx context.Context, r *Replica, opts O
 	}
 	r.Manager, err = backend.NewManager(r.Redis, r.Registry, backend.ManagerConfig{
 		Prefix: e.KeyPrefix,
-		Driver: e.Driver,
+		Driver: driver,
 		Log:    e.Log,
 	})
 	if err != nil {
