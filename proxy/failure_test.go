@@ -20,7 +20,8 @@ func TestRedisDown(t *testing.T) {
 	b := env.Replicas[1]
 
 	// warm every cache
-	if status, body := call(t, bob, "GET", b.URL+"/servers/alice/x", nil, ""); status != http.StatusOK {
+	status, body := call(t, bob, "GET", b.URL+"/servers/alice/x", nil, "")
+	if status != http.StatusOK {
 		t.Fatalf("before: got %d %s", status, body)
 	}
 	env.Redis.Stop()
@@ -29,11 +30,12 @@ func TestRedisDown(t *testing.T) {
 	// caches; until then its cached answers stand, which is what it would
 	// have answered a moment earlier
 	waitFor(t, "replica to notice Redis is gone", func() bool { return !b.Events.Subscribed() })
-	status, body := call(t, bob, "GET", b.URL+"/servers/alice/x", nil, "")
+	status, body = call(t, bob, "GET", b.URL+"/servers/alice/x", nil, "")
 	if status != http.StatusServiceUnavailable {
 		t.Errorf("redis down: got %d %s, want 503", status, body)
 	}
-	if status, _ := call(t, bob, "GET", b.URL+env.Prefix+"readyz", nil, ""); status != http.StatusServiceUnavailable {
+	status, _ = call(t, bob, "GET", b.URL+env.Prefix+"readyz", nil, "")
+	if status != http.StatusServiceUnavailable {
 		t.Errorf("readyz: got %d, want 503", status)
 	}
 	if status, _ := call(t, bob, "GET", b.URL+env.Prefix+"healthz", nil, ""); status != http.StatusOK {
@@ -51,7 +53,8 @@ func TestRedisDown(t *testing.T) {
 	if status, _ := call(t, bob, "GET", b.URL+env.Prefix+"readyz", nil, ""); status != http.StatusOK {
 		t.Errorf("readyz after restart: got %d, want 200", status)
 	}
-	if status, _ := call(t, bob, "GET", b.URL+"/servers/alice/x", nil, ""); status != http.StatusUnauthorized {
+	status, _ = call(t, bob, "GET", b.URL+"/servers/alice/x", nil, "")
+	if status != http.StatusUnauthorized {
 		t.Errorf("after restart: got %d, want 401", status)
 	}
 }
@@ -136,7 +139,8 @@ func TestOperations(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if status, body := apiWrite(t, env, clients["alice"], r.URL, "POST", "api/servers/alice/start", ""); status != http.StatusOK {
+	status, body := apiWrite(t, env, clients["alice"], r.URL, "POST", "api/servers/alice/start", "")
+	if status != http.StatusOK {
 		t.Fatalf("start: got %d %s", status, body)
 	}
 	rec := httptest.NewRecorder()

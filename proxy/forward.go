@@ -52,7 +52,13 @@ func (p *Proxy) initForwarding() {
 // forward sends r to the server through the reverse proxy. r's context
 // is the tracked one: a cut cancels the request, its body and the
 // response stream.
-func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, user string, rt route, e serverEntry) {
+func (p *Proxy) forward(
+	w http.ResponseWriter,
+	r *http.Request,
+	user string,
+	rt route,
+	e serverEntry,
+) {
 	o := &outbound{user: user, route: rt, server: e}
 	if r.ContentLength != 0 {
 		// answer without first draining the client's body: an upload the

@@ -72,7 +72,8 @@ func TestStripSetCookies(t *testing.T) {
 		"__Host-studio_server=bob; Path=/; Secure",
 	}}
 	stripSetCookies(h)
-	if got, want := h["Set-Cookie"], []string{"_xsrf=1; Path=/servers/alice/"}; !reflect.DeepEqual(got, want) {
+	want := []string{"_xsrf=1; Path=/servers/alice/"}
+	if got := h["Set-Cookie"]; !reflect.DeepEqual(got, want) {
 		t.Errorf("got %q, want %q", got, want)
 	}
 }

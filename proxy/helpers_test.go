@@ -15,7 +15,13 @@ import (
 )
 
 // call sends one request through c and returns the status and body.
-func call(t *testing.T, c *http.Client, method, url string, hdr http.Header, body string) (int, []byte) {
+func call(
+	t *testing.T,
+	c *http.Client,
+	method, url string,
+	hdr http.Header,
+	body string,
+) (int, []byte) {
 	t.Helper()
 	var rd io.Reader
 	if body != "" {
@@ -41,7 +47,12 @@ func call(t *testing.T, c *http.Client, method, url string, hdr http.Header, bod
 }
 
 // apiWrite sends a state-changing API call as a Studio page would.
-func apiWrite(t *testing.T, env *testenv.Env, c *http.Client, base, method, path, body string) (int, []byte) {
+func apiWrite(
+	t *testing.T,
+	env *testenv.Env,
+	c *http.Client,
+	base, method, path, body string,
+) (int, []byte) {
 	t.Helper()
 	return call(t, c, method, base+env.Prefix+path, http.Header{
 		"X-Studio-Csrf": {"1"},
@@ -70,7 +81,13 @@ func report(t *testing.T, b []byte) demoserver.Report {
 }
 
 // dialWS opens a websocket through base with c's cookies.
-func dialWS(t *testing.T, env *testenv.Env, c *http.Client, base, path string, hdr http.Header) (*websocket.Conn, *http.Response, error) {
+func dialWS(
+	t *testing.T,
+	env *testenv.Env,
+	c *http.Client,
+	base, path string,
+	hdr http.Header,
+) (*websocket.Conn, *http.Response, error) {
 	t.Helper()
 	d := websocket.Dialer{Jar: c.Jar, HandshakeTimeout: 10 * time.Second}
 	if hdr == nil {

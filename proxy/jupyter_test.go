@@ -46,17 +46,19 @@ func TestJupyter(t *testing.T) {
 	alice := env.Login(t, "alice")
 	base := env.ExternalURL
 
-	if status, body := apiWrite(t, env, alice, base, "POST", "api/servers/alice/start", ""); status != http.StatusOK {
+	status, body := apiWrite(t, env, alice, base, "POST", "api/servers/alice/start", "")
+	if status != http.StatusOK {
 		t.Fatalf("start: got %d %s", status, body)
 	}
-	status, body := call(t, alice, "GET", base+"/tree", http.Header{"Accept": {"text/html"}}, "")
+	status, body = call(t, alice, "GET", base+"/tree", http.Header{"Accept": {"text/html"}}, "")
 	if status != http.StatusOK || !strings.Contains(string(body), "/servers/alice/") {
 		t.Fatalf("tree: got %d %.300s, want Jupyter's page under /servers/alice/", status, body)
 	}
 
 	// the page's calls carry the page's Origin and no token of their own
 	page := http.Header{"Origin": {base}, "Content-Type": {"application/json"}}
-	status, body = call(t, alice, "POST", base+"/servers/alice/api/contents", page, `{"type":"notebook"}`)
+	status, body = call(t, alice, "POST", base+"/servers/alice/api/contents", page,
+		`{"type":"notebook"}`)
 	if status != http.StatusCreated {
 		t.Fatalf("creating a notebook: got %d %s", status, body)
 	}

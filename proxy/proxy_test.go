@@ -26,6 +26,7 @@ func TestSmoke(t *testing.T) {
 	}
 	rep := report(t, body)
 	if rep.User != "alice" || rep.Path != "/servers/alice/x" || rep.Query != "q=1" {
-		t.Errorf("got user %q path %q query %q, want alice /servers/alice/x q=1", rep.User, rep.Path, rep.Query)
+		t.Errorf("got user %q path %q query %q, want alice /servers/alice/x q=1",
+			rep.User, rep.Path, rep.Query)
 	}
 }

@@ -36,7 +36,8 @@ func TestRevokeAcrossReplicas(t *testing.T) {
 		t.Fatalf("got user %q, want bob", w.User)
 	}
 	// a decision for bob is now cached on replica B
-	if status, body := call(t, bob, "GET", b.URL+"/servers/alice/x", nil, ""); status != http.StatusOK {
+	status, body := call(t, bob, "GET", b.URL+"/servers/alice/x", nil, "")
+	if status != http.StatusOK {
 		t.Fatalf("before revoke: got %d %s, want 200", status, body)
 	}
 
@@ -47,7 +48,7 @@ func TestRevokeAcrossReplicas(t *testing.T) {
 	if ce.Code != proxy.CloseRevoked || !strings.Contains(ce.Text, "removed") {
 		t.Errorf("got close %d %q, want %d with a reason", ce.Code, ce.Text, proxy.CloseRevoked)
 	}
-	status, body := call(t, bob, "GET", b.URL+"/servers/alice/x", nil, "")
+	status, body = call(t, bob, "GET", b.URL+"/servers/alice/x", nil, "")
 	if status != http.StatusForbidden || errorCode(body) != "no_access" {
 		t.Errorf("after revoke: got %d %s, want 403 no_access", status, body)
 	}
@@ -69,7 +70,8 @@ func TestChangeKeepsAccess(t *testing.T) {
 	if err != nil {
 		t.Fatalf("dialing: %v", err)
 	}
-	if _, err := a.Authz.SetStartStop(context.Background(), env.User(t, "alice"), "alice", "dave", false); err != nil {
+	_, err = a.Authz.SetStartStop(context.Background(), env.User(t, "alice"), "alice", "dave", false)
+	if err != nil {
 		t.Fatal(err)
 	}
 	// the change reaches replica B: dave may no longer stop the server
@@ -170,7 +172,8 @@ func TestStopClosesWebsockets(t *testing.T) {
 	if err != nil {
 		t.Fatalf("dialing: %v", err)
 	}
-	status, body := apiWrite(t, env, clients["alice"], env.Replicas[0].URL, "POST", "api/servers/alice/stop", "")
+	status, body := apiWrite(t, env, clients["alice"], env.Replicas[0].URL, "POST",
+		"api/servers/alice/stop", "")
 	if status != http.StatusOK {
 		t.Fatalf("stop: got %d %s", status, body)
 	}

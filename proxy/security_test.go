@@ -68,7 +68,8 @@ func TestForgedIdentityHeaders(t *testing.T) {
 		!strings.Contains(c, "keep=me") {
 		t.Errorf("backend got cookies %q, want keep=me and none of the proxy's", c)
 	}
-	if got, want := rep.Header.Get("X-Forwarded-Host"), strings.TrimPrefix(env.Replicas[1].URL, "http://"); got != want {
+	wantHost := strings.TrimPrefix(env.Replicas[1].URL, "http://")
+	if got, want := rep.Header.Get("X-Forwarded-Host"), wantHost; got != want {
 		t.Errorf("backend got X-Forwarded-Host %q, want %q", got, want)
 	}
 	if got := rep.Header.Get("X-Forwarded-Proto"); got != "http" {
@@ -254,7 +255,8 @@ func TestCookies(t *testing.T) {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusFound || loc != "/servers/bob/tree" {
+		loc := resp.Header.Get("Location")
+		if resp.StatusCode != http.StatusFound || loc != "/servers/bob/tree" {
 			t.Errorf("got %d to %q, want 302 to /servers/bob/tree", resp.StatusCode, loc)
 		}
 	})

@@ -131,7 +131,8 @@ func Start(t testing.TB, opts Options) *Env {
 	// sessions need the provider
 	for range n {
 		hs := httptest.NewUnstartedServer(nil)
-		e.Replicas = append(e.Replicas, &Replica{Server: hs, URL: "http://" + hs.Listener.Addr().String()})
+		addr := "http://" + hs.Listener.Addr().String()
+		e.Replicas = append(e.Replicas, &Replica{Server: hs, URL: addr})
 	}
 	e.ExternalURL = e.Replicas[0].URL
 	e.startIDP(t, opts.Users)
@@ -176,7 +177,11 @@ func (e *Env) startReplica(
 	r.Redis = e.Redis.Client()
 	r.Events = events.NewSubscriber(r.Redis, events.Channel(e.KeyPrefix), e.Log)
 	r.Registry = backend.NewRegistry(r.Redis, backend.RegistryConfig{Prefix: e.KeyPrefix, Log: e.Log})
-	r.Authz, err = authz.New(r.Redis, authz.Config{Prefix: e.KeyPrefix, Owners: r.Registry, Log: e.Log})
+	r.Authz, err = authz.New(r.Redis, authz.Config{
+		Prefix: e.KeyPrefix,
+		Owners: r.Registry,
+		Log:    e.Log,
+	})
 	if err != nil {
 		t.Fatalf("authz: %v", err)
 	}
