@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -35,6 +36,7 @@ func newDriver(t *testing.T, cfg Config, flags ...string) *Driver {
 		cfg.Env = []string{testchild.Env}
 	}
 	cfg.LogDir = t.TempDir()
+	cfg.Log = slog.New(slog.NewTextHandler(t.Output(), nil))
 	if cfg.NotebookRoot == "" {
 		cfg.NotebookRoot = t.TempDir()
 	}

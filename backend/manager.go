@@ -1,0 +1,522 @@
+package backend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/studio-proxy/studio-proxy/internal/events"
+)
+
+// nodeTTL is how long a proxy process counts as alive after its last
+// heartbeat; Run beats three times per nodeTTL.
+const nodeTTL = 15 * time.Second
+
+// busyWait is how long a request that finds a server's lock taken watches
+// for the holder's first state change (see Manager.begin).
+const busyWait = time.Second
+
+// maxReason is the longest failure reason kept in the registry.
+const maxReason = 600
+
+// ManagerConfig configures a Manager.
+type ManagerConfig struct {
+	// Prefix starts every key and the events channel. Empty means
+	// DefaultPrefix; it must match the registry's.
+	Prefix string
+	// Driver starts and stops the servers. It is required.
+	Driver Driver
+	// LockTTL is how long a server's lock outlives a holder that died.
+	// A live holder extends it while its operation lasts. Zero means 30
+	// seconds.
+	LockTTL time.Duration
+	// ReconcileInterval is how often Run compares the registry with the
+	// driver. Zero means 30 seconds.
+	ReconcileInterval time.Duration
+	// BasePath returns the path a server is served under, with leading
+	// and trailing slash. Nil means DefaultBasePath.
+	BasePath func(id string) string
+	// Log receives state changes and failures. Nil means slog.Default().
+	Log *slog.Logger
+}
+
+// DefaultBasePath is where the proxy serves a server: "/servers/<id>/".
+func DefaultBasePath(id string) string { return "/servers/" + id + "/" }
+
+// Manager starts and stops servers through a Driver and keeps their state
+// in the Registry true, safely when several proxy replicas share Redis.
+//
+// Start and Stop of one server are serialized across replicas by a lock
+// in Redis (see docs/backends.md). A request that finds the lock taken
+// does not wait: it returns the server as it is now, with no error when
+// the server is already on its way where the caller wants it (a second
+// Start while one is starting), and with ErrBusy otherwise (a Start while
+// a Stop runs). A state event follows every change.
+type Manager struct {
+	rdb       redis.UniversalClient
+	reg       *Registry
+	driver    Driver
+	prefix    string
+	node      string
+	lockTTL   time.Duration
+	reconcile time.Duration
+	basePath  func(string) string
+	log       *slog.Logger
+}
+
+// NewManager returns a manager of the servers in reg.
+func NewManager(rdb redis.UniversalClient, reg *Registry, cfg ManagerConfig) (*Manager, error) {
+	if rdb == nil || reg == nil {
+		return nil, errors.New("manager needs a redis client and a registry")
+	}
+	if cfg.Driver == nil {
+		return nil, errors.New("manager needs a driver")
+	}
+	m := &Manager{
+		rdb:       rdb,
+		reg:       reg,
+		driver:    cfg.Driver,
+		prefix:    cfg.Prefix,
+		lockTTL:   cfg.LockTTL,
+		reconcile: cfg.ReconcileInterval,
+		basePath:  cfg.BasePath,
+		log:       cfg.Log,
+	}
+	if m.prefix == "" {
+		m.prefix = DefaultPrefix
+	}
+	if m.prefix != reg.prefix {
+		return nil, fmt.Errorf("manager prefix %q differs from registry prefix %q", m.prefix, reg.prefix)
+	}
+	if m.lockTTL <= 0 {
+		m.lockTTL = 30 * time.Second
+	}
+	if m.reconcile <= 0 {
+		m.reconcile = 30 * time.Second
+	}
+	if m.basePath == nil {
+		m.basePath = DefaultBasePath
+	}
+	if m.log == nil {
+		m.log = slog.Default()
+	}
+	if p, ok := cfg.Driver.(Placed); ok {
+		m.node = p.Node()
+	}
+	return m, nil
+}
+
+func (m *Manager) lockKey(id string) string   { return m.prefix + "lock:server:" + id }
+func (m *Manager) nodeKey(node string) string { return m.prefix + "node:" + node }
+
+// Start starts the server and returns it running, or failed with the
+// driver's error. Starting a running server returns it as it is. See
+// Manager for what a concurrent request gets.
+func (m *Manager) Start(ctx context.Context, id, actor string) (Server, error) {
+	srv, err := m.reg.Get(ctx, id)
+	if err != nil {
+		return Server{}, err
+	}
+	if srv.State == Running && !m.lost(ctx, srv) {
+		return srv, nil
+	}
+
+	h, srv, err := m.begin(ctx, srv.ID, Starting, Running)
+	if h == nil {
+		return srv, err
+	}
+	defer h.end()
+	lost := m.lost(ctx, srv)
+	if srv.State == Running && !lost {
+		return srv, nil
+	}
+	if (srv.State == Starting || srv.State == Stopping) && m.elsewhere(srv) && !lost {
+		// an operation of a live replica was cut short; that replica's
+		// reconcile settles it
+		return srv, fmt.Errorf("starting server %s: %w", srv.ID, ErrElsewhere)
+	}
+
+	// the caller may go away (a closed tab); the start goes on regardless
+	ctx = context.WithoutCancel(ctx)
+	if err := m.beat(ctx); err != nil {
+		return srv, fmt.Errorf("starting server %s: %w", srv.ID, err)
+	}
+	srv, err = m.transition(ctx, srv, update{State: Starting, Node: m.node}, actor)
+	if err != nil {
+		return srv, err
+	}
+	st, err := m.driver.Start(ctx, Spec{
+		ID:      srv.ID,
+		Owner:   srv.Owner,
+		BaseURL: m.basePath(srv.ID),
+		Secret:  srv.Secret,
+	})
+	if err != nil {
+		reason := m.reason(srv, err.Error())
+		failed, werr := m.transition(ctx, srv, update{State: Failed, Reason: reason}, actor)
+		if werr != nil {
+			return srv, fmt.Errorf("starting server %s: %w (saving the failure: %v)", srv.ID, err, werr)
+		}
+		return failed, fmt.Errorf("starting server %s: %w", srv.ID, err)
+	}
+
+	u := update{State: st.State, Addr: st.Addr, Node: m.node}
+	if u.State == "" {
+		u.State = Running
+	}
+	return m.transition(ctx, srv, u, actor)
+}
+
+// Stop stops the server and returns it stopped. Stopping a stopped server
+// returns it as it is. A server that runs beside another live proxy
+// replica can only be stopped there: Stop returns ErrElsewhere. See
+// Manager for what a concurrent request gets.
+func (m *Manager) Stop(ctx context.Context, id, actor string) (Server, error) {
+	srv, err := m.reg.Get(ctx, id)
+	if err != nil {
+		return Server{}, err
+	}
+	if srv.State == Stopped {
+		return srv, nil
+	}
+
+	h, srv, err := m.begin(ctx, srv.ID, Stopping, Stopped)
+	if h == nil {
+		return srv, err
+	}
+	defer h.end()
+	if srv.State == Stopped {
+		return srv, nil
+	}
+	if srv.State != Failed && m.elsewhere(srv) && !m.lost(ctx, srv) {
+		// TODO: forward the stop to the replica that runs the server (a
+		// request over pub/sub); until then only that replica can stop it
+		return srv, fmt.Errorf("stopping server %s: %w", srv.ID, ErrElsewhere)
+	}
+
+	ctx = context.WithoutCancel(ctx)
+	srv, err = m.transition(ctx, srv, update{State: Stopping, Addr: srv.Addr, Node: srv.Node}, actor)
+	if err != nil {
+		return srv, err
+	}
+	if err := m.driver.Stop(ctx, srv.ID); err != nil {
+		reason := m.reason(srv, "stopping: "+err.Error())
+		failed, werr := m.transition(ctx, srv, update{State: Failed, Reason: reason}, actor)
+		if werr != nil {
+			return srv, fmt.Errorf("stopping server %s: %w (saving the failure: %v)", srv.ID, err, werr)
+		}
+		return failed, fmt.Errorf("stopping server %s: %w", srv.ID, err)
+	}
+	return m.transition(ctx, srv, update{State: Stopped}, actor)
+}
+
+// held is a server lock that is being kept alive.
+type held struct {
+	l    *lock
+	stop func()
+	log  *slog.Logger
+}
+
+func (h *held) end() {
+	h.stop()
+	if err := h.l.release(); err != nil {
+		h.log.Warn("server lock not released", "key", h.l.key, "err", err)
+	}
+}
+
+// hold takes the server's lock, waiting for it when wait is true, and
+// keeps it alive. It returns nil and no error when the lock is taken and
+// wait is false.
+func (m *Manager) hold(ctx context.Context, id string, wait bool) (*held, error) {
+	var l *lock
+	var err error
+	if wait {
+		l, err = waitLock(ctx, m.rdb, m.lockKey(id), m.lockTTL)
+	} else {
+		l, err = tryLock(ctx, m.rdb, m.lockKey(id), m.lockTTL)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("server %s: %w", id, err)
+	}
+	if l == nil {
+		return nil, nil
+	}
+	stop := l.keepAlive(func(err error) {
+		m.log.Warn("server lock not extended", "server", id, "err", err)
+	})
+	return &held{l: l, stop: stop, log: m.log}, nil
+}
+
+// begin takes the server's lock for an operation that passes through the
+// state via on its way to goal, and returns the server as it is once the
+// lock is held. When another request holds the lock, it returns a nil
+// lock and the server as it is now, with no error if the server is
+// already on its way to goal, or ErrBusy.
+//
+// A holder writes its first state just after taking the lock, so a busy
+// lock is watched for up to busyWait before the state counts as the
+// other request's.
+func (m *Manager) begin(ctx context.Context, id string, via, goal State) (*held, Server, error) {
+	deadline := time.Now().Add(busyWait)
+	for {
+		h, err := m.hold(ctx, id, false)
+		if err != nil {
+			return nil, Server{}, err
+		}
+		srv, err := m.reg.Get(ctx, id)
+		if err != nil {
+			if h != nil {
+				h.end()
+			}
+			return nil, Server{}, err
+		}
+		if h != nil {
+			return h, srv, nil
+		}
+		if srv.State == via || srv.State == goal {
+			return nil, srv, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, srv, fmt.Errorf("server %s: %w", id, ErrBusy)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, srv, fmt.Errorf("server %s: %w", id, ctx.Err())
+		case <-time.After(25 * time.Millisecond):
+		}
+	}
+}
+
+// transition writes the change u of srv to the registry and publishes it.
+func (m *Manager) transition(ctx context.Context, srv Server, u update, actor string) (Server, error) {
+	next, err := m.reg.setState(ctx, srv.ID, u)
+	if err != nil {
+		return srv, err
+	}
+	m.log.Info("server state changed", "server", next.ID, "state", next.State,
+		"reason", next.Reason, "actor", actor)
+
+	ev := events.Event{
+		Kind:   events.ServerState,
+		Server: next.ID,
+		User:   next.Owner,
+		Actor:  actor,
+		State:  string(next.State),
+		At:     next.UpdatedAt,
+	}
+	if err := events.Publish(ctx, m.rdb, events.Channel(m.prefix), ev); err != nil {
+		// the registry holds the truth; replicas that missed the event
+		// re-read it when they resubscribe
+		m.log.Warn("server state event not published", "server", next.ID, "err", err)
+	}
+	return next, nil
+}
+
+// reason makes a failure reason fit for the registry, which users read:
+// never the secret, never unbounded.
+func (m *Manager) reason(srv Server, s string) string {
+	if srv.Secret != "" {
+		s = strings.ReplaceAll(s, srv.Secret, "[secret]")
+	}
+	if len(s) > maxReason {
+		s = s[:maxReason] + "..."
+	}
+	return s
+}
+
+// elsewhere reports whether srv was started beside another proxy process.
+func (m *Manager) elsewhere(srv Server) bool {
+	return srv.Node != "" && srv.Node != m.node
+}
+
+// lost reports whether srv was started beside another proxy process that
+// no longer sends heartbeats. When Redis cannot tell, it is not lost.
+func (m *Manager) lost(ctx context.Context, srv Server) bool {
+	if !m.elsewhere(srv) {
+		return false
+	}
+	n, err := m.rdb.Exists(ctx, m.nodeKey(srv.Node)).Result()
+	return err == nil && n == 0
+}
+
+// beat tells the other replicas that this process is alive, for drivers
+// whose servers live beside it.
+func (m *Manager) beat(ctx context.Context) error {
+	if m.node == "" {
+		return nil
+	}
+	host, _ := os.Hostname()
+	if err := m.rdb.Set(ctx, m.nodeKey(m.node), host, nodeTTL).Err(); err != nil {
+		return fmt.Errorf("sending heartbeat: %w", err)
+	}
+	return nil
+}
+
+// Run keeps the registry true until ctx ends: it marks servers that the
+// driver reports stopped by themselves as Failed (drivers that implement
+// Watcher), sends this process's heartbeat (drivers that implement
+// Placed), and reconciles every ReconcileInterval, starting at once.
+// Run must be running wherever Start is called with a Placed driver: the
+// servers of a process without heartbeat count as lost.
+func (m *Manager) Run(ctx context.Context) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(nodeTTL / 3)
+		defer t.Stop()
+		for {
+			if err := m.beat(ctx); err != nil && ctx.Err() == nil {
+				m.log.Warn("heartbeat not sent", "err", err)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	if w, ok := m.driver.(Watcher); ok {
+		go w.Watch(ctx, func(id string, st Status) { m.exited(ctx, id, st) })
+	}
+
+	t := time.NewTicker(m.reconcile)
+	defer t.Stop()
+	for {
+		if err := m.Reconcile(ctx); err != nil && ctx.Err() == nil {
+			m.log.Warn("reconcile incomplete", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			<-done
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// exited handles the driver's report that a server stopped by itself.
+func (m *Manager) exited(ctx context.Context, id string, st Status) {
+	// a start or stop under way finishes first; then the driver is asked
+	// again, since that start may have brought the server back
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	h, err := m.hold(ctx, id, true)
+	if err != nil {
+		m.log.Warn("server exit not recorded", "server", id, "err", err)
+		return
+	}
+	defer h.end()
+
+	srv, err := m.reg.Get(ctx, id)
+	if err != nil {
+		m.log.Warn("server exit not recorded", "server", id, "err", err)
+		return
+	}
+	if srv.Node != m.node || (srv.State != Running && srv.State != Starting) {
+		return
+	}
+	if cur, err := m.driver.Status(ctx, id); err == nil && cur.State == Running {
+		return
+	}
+	reason := st.Reason
+	if reason == "" {
+		reason = "the server stopped without being asked"
+	}
+	if _, err := m.transition(ctx, srv, update{State: Failed, Reason: m.reason(srv, reason)}, ""); err != nil {
+		m.log.Warn("server exit not recorded", "server", id, "err", err)
+	}
+}
+
+// Reconcile compares every server the registry says is starting, running
+// or stopping with what the driver knows, and corrects the registry:
+//
+//   - a server of a replica that sends no more heartbeats is Failed
+//     (Stopped if it was stopping): it went with its replica;
+//   - a server the driver reports running is Running, with its address;
+//   - a server the driver does not know, or reports stopped or failed, is
+//     Failed with the driver's reason;
+//   - a stop that was cut short is finished.
+//
+// Servers whose lock is held are skipped: their operation settles them.
+// Servers of other live replicas are theirs to reconcile.
+func (m *Manager) Reconcile(ctx context.Context) error {
+	ids, err := m.reg.ids(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, id := range ids {
+		if err := m.reconcileOne(ctx, id); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (m *Manager) reconcileOne(ctx context.Context, id string) error {
+	srv, err := m.reg.Get(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !active(srv.State) || (m.elsewhere(srv) && !m.lost(ctx, srv)) {
+		return nil
+	}
+
+	h, err := m.hold(ctx, id, false)
+	if err != nil || h == nil {
+		return err
+	}
+	defer h.end()
+	srv, err = m.reg.Get(ctx, id)
+	if err != nil || !active(srv.State) {
+		return err
+	}
+
+	if m.lost(ctx, srv) {
+		u := update{State: Failed, Reason: "the proxy replica that ran the server stopped"}
+		if srv.State == Stopping {
+			u = update{State: Stopped}
+		}
+		_, err := m.transition(ctx, srv, u, "")
+		return err
+	}
+	if m.elsewhere(srv) {
+		return nil
+	}
+
+	st, err := m.driver.Status(ctx, id)
+	if err != nil {
+		return fmt.Errorf("server %s: reading status: %w", id, err)
+	}
+	switch {
+	case srv.State == Stopping:
+		if err := m.driver.Stop(ctx, id); err != nil {
+			return fmt.Errorf("server %s: finishing stop: %w", id, err)
+		}
+		_, err = m.transition(ctx, srv, update{State: Stopped}, "")
+	case st.State == Running:
+		if srv.State != Running || srv.Addr != st.Addr {
+			_, err = m.transition(ctx, srv, update{State: Running, Addr: st.Addr, Node: m.node}, "")
+		}
+	case st.State == Starting:
+		// a start of the driver's own (a pod coming up) goes on
+	default:
+		reason := st.Reason
+		if reason == "" {
+			reason = "the server is no longer running"
+		}
+		_, err = m.transition(ctx, srv, update{State: Failed, Reason: m.reason(srv, reason)}, "")
+	}
+	return err
+}
+
+func active(s State) bool { return s == Starting || s == Running || s == Stopping }
