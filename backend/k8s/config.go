@@ -29,10 +29,12 @@ const (
 // DefaultArgs start Jupyter Server in an image of the Jupyter Docker
 // Stacks (for example quay.io/jupyter/base-notebook), listening on all
 // interfaces of the pod, under the server's base URL and requiring its
-// token.
+// token. The proxy sends the service's name as Host, which Jupyter takes
+// only with remote access allowed.
 var DefaultArgs = []string{
 	"start-notebook.py",
 	"--ServerApp.ip=0.0.0.0",
+	"--ServerApp.allow_remote_access=True",
 	"--ServerApp.port={port}",
 	"--ServerApp.base_url={base_url}",
 	"--IdentityProvider.token={secret}",
