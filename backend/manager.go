@@ -216,6 +216,31 @@ func (m *Manager) Stop(ctx context.Context, id, actor string) (Server, error) {
 	return m.transition(ctx, srv, update{State: Stopped}, actor)
 }
 
+// Shutdown stops every server that runs beside this proxy process, through
+// Stop, so that the registry shows them stopped rather than lost, for a
+// graceful shutdown. With a driver that is not Placed it does nothing: those
+// servers do not depend on this process.
+func (m *Manager) Shutdown(ctx context.Context) error {
+	if m.node == "" {
+		return nil
+	}
+	ids, err := m.reg.ids(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, id := range ids {
+		srv, err := m.reg.Get(ctx, id)
+		if err != nil || srv.Node != m.node || !active(srv.State) {
+			continue
+		}
+		if _, err := m.Stop(ctx, id, ""); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // held is a server lock that is being kept alive.
 type held struct {
 	l    *lock

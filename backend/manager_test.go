@@ -468,6 +468,35 @@ func TestRunReconcilesAtStart(t *testing.T) {
 	})
 }
 
+func TestShutdown(t *testing.T) {
+	srv := redistest.Start(t)
+	a := newReplica(t, srv, replicaConfig{})
+	b := newReplica(t, srv, replicaConfig{})
+	ctx := context.Background()
+	for _, owner := range []string{"alice", "bob"} {
+		ensure(t, a, owner)
+	}
+	if _, err := a.m.Start(ctx, "alice", "alice"); err != nil {
+		t.Fatalf("Start on a: %v", err)
+	}
+	if _, err := b.m.Start(ctx, "bob", "bob"); err != nil {
+		t.Fatalf("Start on b: %v", err)
+	}
+
+	if err := a.m.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if s, _ := a.reg.Get(ctx, "alice"); s.State != backend.Stopped {
+		t.Errorf("alice after a's shutdown: got %s, want stopped", s.State)
+	}
+	if st, _ := a.driver.Status(ctx, "alice"); st.State != backend.Stopped {
+		t.Errorf("alice's process after a's shutdown: got %s, want stopped", st.State)
+	}
+	if s, _ := a.reg.Get(ctx, "bob"); s.State != backend.Running {
+		t.Errorf("bob (on b) after a's shutdown: got %s, want running", s.State)
+	}
+}
+
 func TestManagerRedisDown(t *testing.T) {
 	srv := redistest.Start(t)
 	count := filepath.Join(t.TempDir(), "starts")

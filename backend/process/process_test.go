@@ -36,7 +36,7 @@ func newDriver(t *testing.T, cfg Config, flags ...string) *Driver {
 		cfg.Env = []string{testchild.Env}
 	}
 	cfg.LogDir = t.TempDir()
-	cfg.Log = slog.New(slog.NewTextHandler(t.Output(), nil))
+	cfg.Log = testLog(t)
 	if cfg.NotebookRoot == "" {
 		cfg.NotebookRoot = t.TempDir()
 	}
@@ -50,6 +50,11 @@ func newDriver(t *testing.T, cfg Config, flags ...string) *Driver {
 		d.StopAll(ctx)
 	})
 	return d
+}
+
+// testLog writes to the test's output, shown when it fails or with -v.
+func testLog(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(t.Output(), nil))
 }
 
 func spec(id string) backend.Spec {
