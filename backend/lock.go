@@ -38,7 +38,12 @@ return 0
 
 // tryLock takes the lock at key, or returns nil and no error when another
 // holds it.
-func tryLock(ctx context.Context, rdb redis.UniversalClient, key string, ttl time.Duration) (*lock, error) {
+func tryLock(
+	ctx context.Context,
+	rdb redis.UniversalClient,
+	key string,
+	ttl time.Duration,
+) (*lock, error) {
 	b := make([]byte, 16)
 	rand.Read(b)
 	l := &lock{rdb: rdb, key: key, token: hex.EncodeToString(b), ttl: ttl}
@@ -54,7 +59,12 @@ func tryLock(ctx context.Context, rdb redis.UniversalClient, key string, ttl tim
 
 // waitLock takes the lock at key, polling while another holds it, until
 // ctx ends.
-func waitLock(ctx context.Context, rdb redis.UniversalClient, key string, ttl time.Duration) (*lock, error) {
+func waitLock(
+	ctx context.Context,
+	rdb redis.UniversalClient,
+	key string,
+	ttl time.Duration,
+) (*lock, error) {
 	for {
 		l, err := tryLock(ctx, rdb, key, ttl)
 		if err != nil || l != nil {

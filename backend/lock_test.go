@@ -49,7 +49,7 @@ func TestLock(t *testing.T) {
 			t.Errorf("the expired holder extended the new holder's lock")
 		}
 		if got := rdb.Get(ctx, key).Val(); got != b.token {
-			t.Fatalf("lock holds %q after the old holder's release, want the new holder's token", got)
+			t.Fatalf("lock holds %q after the old holder's release, want %q", got, b.token)
 		}
 		b.release()
 	})

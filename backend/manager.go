@@ -92,7 +92,8 @@ func NewManager(rdb redis.UniversalClient, reg *Registry, cfg ManagerConfig) (*M
 		m.prefix = DefaultPrefix
 	}
 	if m.prefix != reg.prefix {
-		return nil, fmt.Errorf("manager prefix %q differs from registry prefix %q", m.prefix, reg.prefix)
+		return nil, fmt.Errorf("manager prefix %q differs from registry prefix %q",
+			m.prefix, reg.prefix)
 	}
 	if m.lockTTL <= 0 {
 		m.lockTTL = 30 * time.Second
@@ -161,7 +162,8 @@ func (m *Manager) Start(ctx context.Context, id, actor string) (Server, error) {
 		reason := m.reason(srv, err.Error())
 		failed, werr := m.transition(ctx, srv, update{State: Failed, Reason: reason}, actor)
 		if werr != nil {
-			return srv, fmt.Errorf("starting server %s: %w (saving the failure: %v)", srv.ID, err, werr)
+			return srv, fmt.Errorf("starting server %s: %w (saving the failure: %v)",
+				srv.ID, err, werr)
 		}
 		return failed, fmt.Errorf("starting server %s: %w", srv.ID, err)
 	}
@@ -201,7 +203,8 @@ func (m *Manager) Stop(ctx context.Context, id, actor string) (Server, error) {
 	}
 
 	ctx = context.WithoutCancel(ctx)
-	srv, err = m.transition(ctx, srv, update{State: Stopping, Addr: srv.Addr, Node: srv.Node}, actor)
+	stopping := update{State: Stopping, Addr: srv.Addr, Node: srv.Node}
+	srv, err = m.transition(ctx, srv, stopping, actor)
 	if err != nil {
 		return srv, err
 	}
@@ -209,7 +212,8 @@ func (m *Manager) Stop(ctx context.Context, id, actor string) (Server, error) {
 		reason := m.reason(srv, "stopping: "+err.Error())
 		failed, werr := m.transition(ctx, srv, update{State: Failed, Reason: reason}, actor)
 		if werr != nil {
-			return srv, fmt.Errorf("stopping server %s: %w (saving the failure: %v)", srv.ID, err, werr)
+			return srv, fmt.Errorf("stopping server %s: %w (saving the failure: %v)",
+				srv.ID, err, werr)
 		}
 		return failed, fmt.Errorf("stopping server %s: %w", srv.ID, err)
 	}
@@ -319,7 +323,12 @@ func (m *Manager) begin(ctx context.Context, id string, via, goal State) (*held,
 }
 
 // transition writes the change u of srv to the registry and publishes it.
-func (m *Manager) transition(ctx context.Context, srv Server, u update, actor string) (Server, error) {
+func (m *Manager) transition(
+	ctx context.Context,
+	srv Server,
+	u update,
+	actor string,
+) (Server, error) {
 	next, err := m.reg.setState(ctx, srv.ID, u)
 	if err != nil {
 		return srv, err
@@ -453,7 +462,8 @@ func (m *Manager) exited(ctx context.Context, id string, st Status) {
 	if reason == "" {
 		reason = "the server stopped without being asked"
 	}
-	if _, err := m.transition(ctx, srv, update{State: Failed, Reason: m.reason(srv, reason)}, ""); err != nil {
+	u := update{State: Failed, Reason: m.reason(srv, reason)}
+	if _, err := m.transition(ctx, srv, u, ""); err != nil {
 		m.log.Warn("server exit not recorded", "server", id, "err", err)
 	}
 }

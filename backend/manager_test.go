@@ -207,7 +207,8 @@ func TestStartUnknownServer(t *testing.T) {
 			t.Errorf("Start(%q): got nil, want an error", id)
 		}
 	}
-	if _, err := r.m.Start(context.Background(), "nobody", "x"); !errors.Is(err, backend.ErrNotFound) {
+	_, err := r.m.Start(context.Background(), "nobody", "x")
+	if !errors.Is(err, backend.ErrNotFound) {
 		t.Errorf("Start(nobody): got %v, want ErrNotFound", err)
 	}
 }
@@ -264,7 +265,8 @@ func TestConcurrentStartFromTwoReplicas(t *testing.T) {
 	for i, r := range results {
 		// a caller that found the start under way gets "starting"
 		if r.err != nil || (r.srv.State != backend.Running && r.srv.State != backend.Starting) {
-			t.Errorf("caller %d: got %s, %v, want running or starting without error", i, r.srv.State, r.err)
+			t.Errorf("caller %d: got %s, %v, want running or starting without error",
+				i, r.srv.State, r.err)
 		}
 	}
 	b, err := os.ReadFile(count)
@@ -284,7 +286,8 @@ func TestConcurrentStartFromTwoReplicas(t *testing.T) {
 	if s.Node == replicas[1].driver.Node() {
 		other = replicas[0]
 	}
-	if _, err := other.m.Stop(context.Background(), "alice", "alice"); !errors.Is(err, backend.ErrElsewhere) {
+	_, err = other.m.Stop(context.Background(), "alice", "alice")
+	if !errors.Is(err, backend.ErrElsewhere) {
 		t.Errorf("Stop from the other replica: got %v, want ErrElsewhere", err)
 	}
 }
@@ -402,11 +405,11 @@ func TestReconcile(t *testing.T) {
 		wantState  backend.State
 		wantReason string
 	}{
-		{"mine", backend.Running, r.driver.Node(), false, backend.Failed, "no longer running"},
-		{"mine-starting", backend.Starting, r.driver.Node(), false, backend.Failed, "no longer running"},
+		{"mine", backend.Running, r.driver.Node(), false, backend.Failed, "no longer"},
+		{"mine-starting", backend.Starting, r.driver.Node(), false, backend.Failed, "no longer"},
 		{"mine-stopping", backend.Stopping, r.driver.Node(), false, backend.Stopped, ""},
 		{"mine-locked", backend.Running, r.driver.Node(), true, backend.Running, ""},
-		{"gone", backend.Running, "gone-node", false, backend.Failed, "replica that ran the server stopped"},
+		{"gone", backend.Running, "gone-node", false, backend.Failed, "replica that ran"},
 		{"gone-stopping", backend.Stopping, "gone-node", false, backend.Stopped, ""},
 		{"live", backend.Running, "live-node", false, backend.Running, ""},
 		{"stopped", backend.Stopped, "", false, backend.Stopped, ""},
@@ -431,7 +434,8 @@ func TestReconcile(t *testing.T) {
 				t.Fatalf("Get: %v", err)
 			}
 			if got.State != tt.wantState || !strings.Contains(got.Reason, tt.wantReason) {
-				t.Fatalf("got %s %q, want %s %q", got.State, got.Reason, tt.wantState, tt.wantReason)
+				t.Fatalf("got %s %q, want %s %q",
+					got.State, got.Reason, tt.wantState, tt.wantReason)
 			}
 			changed := tt.state != tt.wantState
 			waitFor(t, "the events", func() bool {

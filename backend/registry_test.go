@@ -87,7 +87,8 @@ func TestEnsureDefault(t *testing.T) {
 		wg.Wait()
 		for i, s := range secrets {
 			if s != secrets[0] {
-				t.Fatalf("caller %d got secret %q, caller 0 got %q: want one server", i, s, secrets[0])
+				t.Fatalf("caller %d got secret %q, caller 0 got %q: want one server",
+					i, s, secrets[0])
 			}
 		}
 	})
@@ -179,7 +180,8 @@ func TestListCreateDelete(t *testing.T) {
 		}
 		return ids
 	}
-	if got, want := ids("alice"), []string{"alice", "alice~gpu", "alice~zeta"}; !slices.Equal(got, want) {
+	got, want := ids("alice"), []string{"alice", "alice~gpu", "alice~zeta"}
+	if !slices.Equal(got, want) {
 		t.Fatalf("List(alice): got %q, want %q (default first, then by name)", got, want)
 	}
 	if got, want := ids("bob"), []string{"bob"}; !slices.Equal(got, want) {
@@ -227,7 +229,8 @@ func TestRegistryKeys(t *testing.T) {
 			t.Errorf("hash p1:server:alice lacks field %s: %v", f, h)
 		}
 	}
-	if got := rdb.SMembers(ctx, "p1:servers-of:alice").Val(); !slices.Equal(got, []string{"alice"}) {
+	got := rdb.SMembers(ctx, "p1:servers-of:alice").Val()
+	if !slices.Equal(got, []string{"alice"}) {
 		t.Errorf("p1:servers-of:alice: got %q, want [alice]", got)
 	}
 	if got := rdb.SMembers(ctx, "p1:servers").Val(); !slices.Equal(got, []string{"alice"}) {

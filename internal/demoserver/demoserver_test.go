@@ -139,7 +139,12 @@ func TestPage(t *testing.T) {
 }
 
 // dial opens a websocket to the test server with the secret.
-func dial(t *testing.T, ts *httptest.Server, path string, protos ...string) (*websocket.Conn, *http.Response) {
+func dial(
+	t *testing.T,
+	ts *httptest.Server,
+	path string,
+	protos ...string,
+) (*websocket.Conn, *http.Response) {
 	t.Helper()
 	d := websocket.Dialer{Subprotocols: protos, HandshakeTimeout: 5 * time.Second}
 	h := http.Header{
