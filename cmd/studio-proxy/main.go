@@ -29,6 +29,14 @@ func commands() []command {
 	}
 }
 
+// hidden are commands that studio-proxy runs itself and that usage does
+// not list.
+func hidden() []command {
+	return []command{
+		{"demo-server", "run the built-in demo notebook server", runDemoServer},
+	}
+}
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout)
@@ -50,7 +58,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		return nil
 	}
-	for _, c := range commands() {
+	for _, c := range append(commands(), hidden()...) {
 		if c.name == args[0] {
 			return c.run(ctx, args[1:], stdout)
 		}
