@@ -17,19 +17,44 @@ const UserHeader = "X-Studio-User"
 // "x-studio-user" to "X-Studio-User", but "X_Studio_User" arrives as a
 // key of its own, and some backends (WSGI, CGI) read both alike.
 func identityHeader(name string) bool {
-	n := strings.ToLower(strings.ReplaceAll(name, "_", "-"))
-	switch n {
-	case "authorization", "proxy-authorization",
-		"forwarded", "x-real-ip",
-		"remote-user", "x-remote-user", "x-user", "x-email":
-		return true
+	for _, n := range identityNames {
+		if len(name) == len(n) && normEqual(name, n) {
+			return true
+		}
 	}
-	for _, p := range []string{"x-studio-", "x-forwarded-", "x-auth-request-"} {
-		if strings.HasPrefix(n, p) {
+	for _, p := range identityPrefixes {
+		if len(name) >= len(p) && normEqual(name[:len(p)], p) {
 			return true
 		}
 	}
 	return false
+}
+
+var (
+	identityNames = []string{
+		"authorization", "proxy-authorization", "forwarded", "x-real-ip",
+		"remote-user", "x-remote-user", "x-user", "x-email",
+	}
+	identityPrefixes = []string{"x-studio-", "x-forwarded-", "x-auth-request-"}
+)
+
+// normEqual reports whether s equals the lower-case, dashed name n once
+// s is lower-cased with '_' read as '-'. It runs once per header of every
+// request, so it allocates nothing.
+func normEqual(s, n string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '_':
+			c = '-'
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		}
+		if c != n[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // stripIdentity removes every identity header from h, see identityHeader.

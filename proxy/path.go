@@ -76,7 +76,74 @@ func parsePath(escaped, prefix string) (route, error) {
 	if escaped[0] != '/' {
 		return route{}, fmt.Errorf("%w: path must start with a slash", errBadPath)
 	}
+	if plainPath(escaped) {
+		return parsePlain(escaped, prefix)
+	}
+	return parseEscaped(escaped, prefix)
+}
 
+// plainPath reports whether p is already clean: no escapes, backslashes,
+// control characters, empty or dot segments. Such a path (nearly every
+// one) decodes to itself and parses without splitting.
+func plainPath(p string) bool {
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		if c == '%' || c == '\\' || c < 0x20 || c == 0x7f {
+			return false
+		}
+		if c != '/' || i+1 == len(p) {
+			continue
+		}
+		switch rest := p[i+1:]; {
+		case rest[0] == '/':
+			return false
+		case rest == "." || strings.HasPrefix(rest, "./"):
+			return false
+		case rest == ".." || strings.HasPrefix(rest, "../"):
+			return false
+		}
+	}
+	return true
+}
+
+// parsePlain parses a path plainPath accepted; it answers exactly what
+// parseEscaped would.
+func parsePlain(p, prefix string) (route, error) {
+	rt := route{path: p, rawPath: p}
+	if p+"/" == prefix || strings.HasPrefix(p, prefix) {
+		rt.kind = routeOwn
+		return rt, nil
+	}
+
+	first, after, found := strings.Cut(p[1:], "/")
+	if first != serversSegment {
+		rt.kind = routeActive
+		rt.rest, rt.rawRest = p[1:], p[1:]
+		return rt, nil
+	}
+	if !found || after == "" {
+		rt.kind = routeNoServer
+		return rt, nil
+	}
+
+	raw, rest, slash := strings.Cut(after, "/")
+	id, err := ident.ServerID(raw)
+	if err != nil {
+		return route{}, fmt.Errorf("%w: %w", errBadPath, err)
+	}
+	rt.kind = routePinned
+	rt.server = id
+	rt.bare = !slash
+	rt.rest, rt.rawRest = rest, rest
+	if id != raw {
+		rt.path = "/" + serversSegment + "/" + id + p[len("/"+serversSegment+"/")+len(raw):]
+		rt.rawPath = rt.path
+	}
+	return rt, nil
+}
+
+// parseEscaped parses any other path, segment by segment.
+func parseEscaped(escaped, prefix string) (route, error) {
 	// split into raw segments, dropping empty ones
 	trailing := strings.HasSuffix(escaped, "/")
 	var raw, dec []string

@@ -115,3 +115,32 @@ func TestRoutePinAndURL(t *testing.T) {
 		t.Errorf("got path %q, want %q", got, want)
 	}
 }
+
+// TestParsePlainAgrees: the fast path for clean paths answers exactly
+// what the general parser answers.
+func TestParsePlainAgrees(t *testing.T) {
+	inputs := []string{
+		"/", "/tree", "/tree/", "/tree/a.b/c", "/studio", "/studio/", "/studio/api/me",
+		"/studiox", "/servers", "/servers/", "/servers/alice", "/servers/alice/",
+		"/servers/ALICE", "/servers/Alice/x/y/", "/servers/alice~two/api", "/servers/-x/",
+		"/servers/a:b/", "/a/.hidden/..x/...", "/servers/alice/.ipynb_checkpoints/",
+	}
+	for _, in := range inputs {
+		t.Run(in, func(t *testing.T) {
+			if !plainPath(in) {
+				t.Fatalf("plainPath(%q) = false, want true", in)
+			}
+			got, gerr := parsePlain(in, "/studio/")
+			want, werr := parseEscaped(in, "/studio/")
+			if got != want || (gerr == nil) != (werr == nil) {
+				t.Errorf("got %+v %v, want %+v %v", got, gerr, want, werr)
+			}
+		})
+	}
+	for _, in := range []string{"//x", "/a//b", "/a/./b", "/a/../b", "/a/.", "/a/..", "/%41",
+		"/a\\b", "/a\x00"} {
+		if plainPath(in) {
+			t.Errorf("plainPath(%q) = true, want false", in)
+		}
+	}
+}

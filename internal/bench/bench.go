@@ -1,0 +1,269 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"runtime"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// Targets are what the proxy must reach (issue 4).
+const (
+	// TargetThroughput: authorized proxying at no less than this share
+	// of nginx's requests per second.
+	TargetThroughput = 0.8
+	// TargetAddedP99: no more p99 latency than this over the backend
+	// direct, at moderate load.
+	TargetAddedP99 = time.Millisecond
+	// TargetWebsocket: websocket echo through the proxy at no less than
+	// this share of direct.
+	TargetWebsocket = 0.7
+)
+
+// Config shapes a run. The zero value of each field has a default.
+type Config struct {
+	// Concurrency is the number of clients of the throughput runs. Zero
+	// means 32.
+	Concurrency int
+	// Duration is how long each target is measured in all, Warmup how
+	// long each runs before. Zero means 10 seconds and 2 seconds.
+	Duration time.Duration
+	Warmup   time.Duration
+	// Rounds splits each measurement into turns: the targets take turns
+	// Rounds times, so that load from elsewhere on the machine falls on
+	// all of them alike. Zero means 5.
+	Rounds int
+	// ModerateRate is the paced request rate per second of the latency
+	// runs. Zero means 500.
+	ModerateRate int
+	// MessageSize is the size of a websocket echo message in bytes.
+	// Zero means 1024.
+	MessageSize int
+	// Nginx and RedisServer are the programs to run. Empty means
+	// /usr/sbin/nginx and redis-server.
+	Nginx       string
+	RedisServer string
+	// Log receives the components' logs. Nil discards them.
+	Log *slog.Logger
+}
+
+// Report is what a run measured.
+type Report struct {
+	Config  Config
+	Results []Result
+	// The ratios the targets are about.
+	Throughput float64       // proxy over nginx requests per second
+	AddedP99   time.Duration // proxy p99 minus direct p99, paced
+	Websocket  float64       // proxy over direct echoes per second
+}
+
+// Run sets up a backend, the proxy and nginx, measures them, writes a
+// table to out and returns the report.
+func Run(ctx context.Context, cfg Config, out io.Writer) (*Report, error) {
+	cfg = withDefaults(cfg)
+	fmt.Fprintf(out, "setting up redis, the identity provider, the proxy and nginx...\n")
+	e, err := setup(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer e.close()
+
+	rep := &Report{Config: cfg}
+	show := func(r Result) Result {
+		rep.Results = append(rep.Results, r)
+		fmt.Fprintf(out, "  %-34s %10.0f/s  p50 %-9s p99 %-9s errors %d\n",
+			r.Name, r.PerSecond, fmtDur(r.P50), fmtDur(r.P99), r.Errors)
+		return r
+	}
+	path := "/servers/" + benchUser + "/bench"
+	direct := e.httpTarget(cfg, e.backendURL+path, http.Header{"Authorization": {"token " + e.secret}})
+	proxied := e.httpTarget(cfg, e.proxyURL+path, http.Header{"Cookie": {e.session}})
+	viaNginx := e.httpTarget(cfg, e.nginxURL+path, nil)
+	names := []string{"backend direct", "proxy, signed in and authorized",
+		"nginx, plain reverse proxy"}
+	c, d, w, rounds := cfg.Concurrency, cfg.Duration, cfg.Warmup, cfg.Rounds
+	slice := d / time.Duration(rounds)
+
+	// throughput, clients as fast as they can; the targets take turns,
+	// so that a neighbour's load on the machine falls on all of them
+	fmt.Fprintf(out, "HTTP, %d clients, %s each in %d turns:\n", c, d, rounds)
+	targets := [][]request{direct, proxied, viaNginx}
+	samples := turns(ctx, targets, rounds, w, func(reqs []request) sample {
+		return closedLoop(ctx, reqs, 0, slice)
+	})
+	var res []Result
+	for i := range targets {
+		res = append(res, show(summarize(names[i], c, 0, samples[i])))
+	}
+	p, n := res[1], res[2]
+
+	// latency at a moderate, paced load
+	rate := cfg.ModerateRate
+	fmt.Fprintf(out, "HTTP, paced at %d requests/s, %s each in %d turns:\n", rate, d, rounds)
+	samples = turns(ctx, targets, rounds, 0, func(reqs []request) sample {
+		return paced(ctx, reqs, rate, slice)
+	})
+	res = res[:0]
+	for i := range targets {
+		res = append(res, show(summarize(names[i], c, rate, samples[i])))
+	}
+	pd, pp := res[0], res[1]
+
+	// websocket echo
+	fmt.Fprintf(out, "websocket echo, %d connections, %d-byte messages, %s each in %d turns:\n",
+		c, cfg.MessageSize, d, rounds)
+	wd, err := e.wsTarget(ctx, cfg, strings.Replace(e.backendURL, "http", "ws", 1)+
+		"/servers/"+benchUser+"/ws", http.Header{"Authorization": {"token " + e.secret}})
+	if err != nil {
+		return nil, fmt.Errorf("websocket direct: %w", err)
+	}
+	wp, err := e.wsTarget(ctx, cfg, strings.Replace(e.proxyURL, "http", "ws", 1)+
+		"/servers/"+benchUser+"/ws", http.Header{"Cookie": {e.session}, "Origin": {e.proxyURL}})
+	if err != nil {
+		return nil, fmt.Errorf("websocket through the proxy: %w", err)
+	}
+	targets = [][]request{wd, wp}
+	samples = turns(ctx, targets, rounds, w, func(reqs []request) sample {
+		return closedLoop(ctx, reqs, 0, slice)
+	})
+	wsd := show(summarize("websocket direct", c, 0, samples[0]))
+	wsp := show(summarize("websocket through the proxy", c, 0, samples[1]))
+
+	if n.PerSecond > 0 {
+		rep.Throughput = p.PerSecond / n.PerSecond
+	}
+	rep.AddedP99 = pp.P99 - pd.P99
+	if wsd.PerSecond > 0 {
+		rep.Websocket = wsp.PerSecond / wsd.PerSecond
+	}
+	rep.print(out)
+	return rep, nil
+}
+
+// turns warms each target up, then measures the targets in turn, rounds
+// times, and returns each one's samples.
+func turns(
+	ctx context.Context,
+	targets [][]request,
+	rounds int,
+	warmup time.Duration,
+	measure func([]request) sample,
+) []sample {
+	if warmup > 0 {
+		for _, reqs := range targets {
+			closedLoop(ctx, reqs, 0, warmup)
+		}
+	}
+	samples := make([]sample, len(targets))
+	for range rounds {
+		for i, reqs := range targets {
+			samples[i].add(measure(reqs))
+		}
+	}
+	return samples
+}
+
+func withDefaults(cfg Config) Config {
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 32
+	}
+	if cfg.Duration <= 0 {
+		cfg.Duration = 10 * time.Second
+	}
+	if cfg.Warmup < 0 {
+		cfg.Warmup = 0
+	} else if cfg.Warmup == 0 {
+		cfg.Warmup = 2 * time.Second
+	}
+	if cfg.Rounds <= 0 {
+		cfg.Rounds = 5
+	}
+	if cfg.ModerateRate <= 0 {
+		cfg.ModerateRate = 500
+	}
+	if cfg.MessageSize <= 0 {
+		cfg.MessageSize = 1024
+	}
+	if cfg.Nginx == "" {
+		cfg.Nginx = "/usr/sbin/nginx"
+	}
+	if cfg.RedisServer == "" {
+		cfg.RedisServer = "redis-server"
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return cfg
+}
+
+// httpTarget returns one request per client, all through one transport
+// that keeps a connection per client.
+func (e *env) httpTarget(cfg Config, url string, hdr http.Header) []request {
+	c := &http.Client{Transport: &http.Transport{
+		MaxIdleConns:        cfg.Concurrency * 2,
+		MaxIdleConnsPerHost: cfg.Concurrency * 2,
+		DisableCompression:  true,
+	}}
+	reqs := make([]request, cfg.Concurrency)
+	for i := range reqs {
+		reqs[i] = httpGet(c, url, hdr)
+	}
+	return reqs
+}
+
+// wsTarget opens one websocket per client.
+func (e *env) wsTarget(ctx context.Context, cfg Config, url string, hdr http.Header) ([]request, error) {
+	msg := make([]byte, cfg.MessageSize)
+	for i := range msg {
+		msg[i] = byte('a' + i%26)
+	}
+	reqs := make([]request, cfg.Concurrency)
+	for i := range reqs {
+		conn, _, err := websocket.DefaultDialer.DialContext(ctx, url, hdr)
+		if err != nil {
+			return nil, err
+		}
+		e.stop = append(e.stop, func() { conn.Close() })
+		reqs[i] = wsEcho(conn, msg)
+	}
+	return reqs, nil
+}
+
+func (r *Report) print(out io.Writer) {
+	verdict := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "NOT met"
+	}
+	fmt.Fprintln(out)
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "measure\tresult\ttarget\t\n")
+	fmt.Fprintf(tw, "proxy / nginx throughput\t%.2fx\t>= %.1fx\t%s\n",
+		r.Throughput, TargetThroughput, verdict(r.Throughput >= TargetThroughput))
+	fmt.Fprintf(tw, "added p99 at %d req/s\t%s\t<= %s\t%s\n", r.Config.ModerateRate,
+		fmtDur(r.AddedP99), fmtDur(TargetAddedP99), verdict(r.AddedP99 <= TargetAddedP99))
+	fmt.Fprintf(tw, "websocket proxy / direct\t%.2fx\t>= %.1fx\t%s\n",
+		r.Websocket, TargetWebsocket, verdict(r.Websocket >= TargetWebsocket))
+	tw.Flush()
+	fmt.Fprintf(out, "\nmachine: %d CPUs (GOMAXPROCS %d), %s, %s/%s\n",
+		runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
+func fmtDur(d time.Duration) string {
+	switch {
+	case d < 0:
+		return "-" + fmtDur(-d)
+	case d < time.Millisecond:
+		return fmt.Sprintf("%dµs", d.Microseconds())
+	default:
+		return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond))
+	}
+}
