@@ -472,6 +472,10 @@ func TestNoSecretsInline(t *testing.T) {
 	// example Secrets hold placeholders, plainly
 	placeholder := regexp.MustCompile(placeholderRE)
 	for _, s := range all[*corev1.Secret](ms) {
+		if s.Labels["studio-proxy.io/placeholder"] != "true" {
+			t.Errorf("Secret %s is not labelled studio-proxy.io/placeholder, so applying "+
+				"the manifests as docs/deploy.md says would overwrite the real one", s.Name)
+		}
 		if len(s.Data) > 0 {
 			t.Errorf("Secret %s has base64 data, want readable placeholders in stringData",
 				s.Name)
