@@ -31,13 +31,23 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.IntVar(&cfg.MessageSize, "message-size", 1024, "websocket message size in bytes")
 	fs.StringVar(&cfg.Nginx, "nginx", "/usr/sbin/nginx", "the nginx program (Debian package nginx)")
 	fs.StringVar(&cfg.RedisServer, "redis-server", "redis-server", "the redis-server program")
+	inProcess := fs.Bool("in-process", false,
+		"run the proxy and the backend inside the bench process instead of as their own processes")
 	cpuprofile := fs.String("cpuprofile", "",
-		"write a CPU profile of the whole run (load, proxy and backend) to this file")
+		"write a CPU profile of this process (the load generator; with --in-process also the "+
+			"proxy and the backend) to this file")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("bench: unexpected arguments %q", fs.Args())
+	}
+	if !*inProcess {
+		self, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("bench: finding this program: %w", err)
+		}
+		cfg.Binary = self
 	}
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)

@@ -50,6 +50,11 @@ type Config struct {
 	// /usr/sbin/nginx and redis-server.
 	Nginx       string
 	RedisServer string
+	// Binary is the studio-proxy program. When set, the proxy runs as
+	// its own process ("serve") and the backend as another
+	// ("demo-server"), like nginx; empty runs both inside this process,
+	// beside the load generator.
+	Binary string
 	// Log receives the components' logs. Nil discards them.
 	Log *slog.Logger
 }
@@ -78,8 +83,12 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Report, error) {
 	rep := &Report{Config: cfg}
 	show := func(r Result) Result {
 		rep.Results = append(rep.Results, r)
-		fmt.Fprintf(out, "  %-34s %10.0f/s  p50 %-9s p99 %-9s errors %d\n",
+		fmt.Fprintf(out, "  %-34s %10.0f/s  p50 %-9s p99 %-9s errors %d",
 			r.Name, r.PerSecond, fmtDur(r.P50), fmtDur(r.P99), r.Errors)
+		if r.CPUPerRequest > 0 {
+			fmt.Fprintf(out, "  cpu %s/req", fmtDur(r.CPUPerRequest))
+		}
+		fmt.Fprintln(out)
 		return r
 	}
 	path := "/servers/" + benchUser + "/bench"
@@ -95,7 +104,8 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Report, error) {
 	// so that a neighbour's load on the machine falls on all of them
 	fmt.Fprintf(out, "HTTP, %d clients, %s each in %d turns:\n", c, d, rounds)
 	targets := [][]request{direct, proxied, viaNginx}
-	samples := turns(ctx, targets, rounds, w, func(reqs []request) sample {
+	cpus := []func() (time.Duration, bool){nil, e.proxyCPU, e.nginxCPU}
+	samples := turns(ctx, targets, cpus, rounds, w, func(reqs []request) sample {
 		return closedLoop(ctx, reqs, 0, slice)
 	})
 	var res []Result
@@ -107,7 +117,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Report, error) {
 	// latency at a moderate, paced load
 	rate := cfg.ModerateRate
 	fmt.Fprintf(out, "HTTP, paced at %d requests/s, %s each in %d turns:\n", rate, d, rounds)
-	samples = turns(ctx, targets, rounds, 0, func(reqs []request) sample {
+	samples = turns(ctx, targets, cpus, rounds, 0, func(reqs []request) sample {
 		return paced(ctx, reqs, rate, slice)
 	})
 	res = res[:0]
@@ -130,7 +140,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Report, error) {
 		return nil, fmt.Errorf("websocket through the proxy: %w", err)
 	}
 	targets = [][]request{wd, wp}
-	samples = turns(ctx, targets, rounds, w, func(reqs []request) sample {
+	samples = turns(ctx, targets, cpus[:2], rounds, w, func(reqs []request) sample {
 		return closedLoop(ctx, reqs, 0, slice)
 	})
 	wsd := show(summarize("websocket direct", c, 0, samples[0]))
@@ -148,10 +158,13 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Report, error) {
 }
 
 // turns warms each target up, then measures the targets in turn, rounds
-// times, and returns each one's samples.
+// times, and returns each one's samples. cpus[i], when not nil, tells
+// the CPU time target i's process has used: the sample keeps what it
+// used while measured.
 func turns(
 	ctx context.Context,
 	targets [][]request,
+	cpus []func() (time.Duration, bool),
 	rounds int,
 	warmup time.Duration,
 	measure func([]request) sample,
@@ -164,7 +177,18 @@ func turns(
 	samples := make([]sample, len(targets))
 	for range rounds {
 		for i, reqs := range targets {
-			samples[i].add(measure(reqs))
+			var before time.Duration
+			ok := cpus[i] != nil
+			if ok {
+				before, ok = cpus[i]()
+			}
+			s := measure(reqs)
+			if ok {
+				if after, ok := cpus[i](); ok {
+					s.cpu = after - before
+				}
+			}
+			samples[i].add(s)
 		}
 	}
 	return samples

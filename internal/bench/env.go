@@ -43,10 +43,15 @@ type env struct {
 	dir  string
 	stop []func()
 
-	rdb      redis.UniversalClient
-	proxyURL string
+	rdb       redis.UniversalClient
+	redisAddr string
+	proxyURL  string
 	// session is alice's session cookie, "name=value".
 	session string
+
+	// proxyCPU and nginxCPU tell the CPU time used so far by the proxy's
+	// process and by nginx's; nil when the proxy runs in this process.
+	proxyCPU, nginxCPU func() (time.Duration, bool)
 
 	backendURL string // the demo server, "http://127.0.0.1:port"
 	secret     string // its token
@@ -69,7 +74,11 @@ func setup(ctx context.Context, cfg Config) (*env, error) {
 	e.dir = dir
 	e.stop = append(e.stop, func() { os.RemoveAll(dir) })
 
-	steps := []func(context.Context, Config) error{e.startRedis, e.startProxy, e.startNginx}
+	proxyStep := e.startProxy
+	if cfg.Binary != "" {
+		proxyStep = e.startProxyProcess
+	}
+	steps := []func(context.Context, Config) error{e.startRedis, proxyStep, e.startNginx}
 	for _, step := range steps {
 		if err := step(ctx, cfg); err != nil {
 			e.close()
@@ -94,7 +103,8 @@ func (e *env) startRedis(ctx context.Context, cfg Config) error {
 	}
 	e.stop = append(e.stop, func() { cmd.Process.Kill(); cmd.Wait() })
 
-	e.rdb = redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + strconv.Itoa(port)})
+	e.redisAddr = "127.0.0.1:" + strconv.Itoa(port)
+	e.rdb = redis.NewClient(&redis.Options{Addr: e.redisAddr})
 	e.stop = append(e.stop, func() { e.rdb.Close() })
 	return waitUntil(ctx, "redis-server", func() error { return e.rdb.Ping(ctx).Err() })
 }
@@ -214,6 +224,127 @@ func (e *env) startProxy(ctx context.Context, cfg Config) error {
 	return nil
 }
 
+// startProxyProcess runs the proxy as its own process, "studio-proxy
+// serve", whose process driver runs the server as "studio-proxy
+// demo-server": every target then runs in a process of its own, as
+// nginx does, and the load generator has this one to itself.
+func (e *env) startProxyProcess(ctx context.Context, cfg Config) error {
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	e.proxyURL = "http://127.0.0.1:" + strconv.Itoa(port)
+	il, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	idp, err := devidp.New(devidp.Config{
+		Issuer:       "http://" + il.Addr().String(),
+		ClientID:     "bench",
+		ClientSecret: "bench-secret",
+		RedirectURIs: []string{e.proxyURL + prefix + "callback"},
+		Log:          e.log,
+	})
+	if err != nil {
+		il.Close()
+		return fmt.Errorf("identity provider: %w", err)
+	}
+	e.serve(il, idp.Handler())
+
+	command := quote(cfg.Binary) + " demo-server --port={port} --base-url={base_url} --name={id}"
+	cmd := exec.Command(cfg.Binary, "serve",
+		"--listen", "127.0.0.1:"+strconv.Itoa(port),
+		"--metrics-listen", "",
+		"--external-url", e.proxyURL,
+		"--oidc-issuer", idp.Issuer(),
+		"--oidc-client-id", "bench",
+		"--oidc-client-secret", "bench-secret",
+		"--redis-url", "redis://"+e.redisAddr,
+		"--driver", "process",
+		"--server-command", command,
+		"--server-root", filepath.Join(e.dir, "notebooks"),
+		"--server-log-dir", filepath.Join(e.dir, "logs"),
+		"--log-level", "error",
+	)
+	// the Go runtime's tuning passes through: GOGC=200 studio-proxy bench
+	// measures the proxy with GOGC=200
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + e.dir}
+	for _, k := range []string{"GOGC", "GOMEMLIMIT", "GOMAXPROCS"} {
+		if v, ok := os.LookupEnv(k); ok {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting the proxy: %w", err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	pid := cmd.Process.Pid
+	e.proxyCPU = func() (time.Duration, bool) { return processCPU(pid) }
+	e.stop = append(e.stop, func() {
+		cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+		}
+	})
+	err = waitUntil(ctx, "the proxy", func() error {
+		select {
+		case <-exited:
+			return fmt.Errorf("proxy exited: %s", stderr.String())
+		default:
+		}
+		resp, err := http.Get(e.proxyURL + prefix + "readyz")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("readyz answered %d", resp.StatusCode)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+
+	// alice signs in and starts her server through the API
+	c, cookie, err := signIn(ctx, e.proxyURL, benchUser, idp.Password())
+	if err != nil {
+		return err
+	}
+	e.session = cookie
+	req, _ := http.NewRequestWithContext(ctx, "POST",
+		e.proxyURL+prefix+"api/servers/"+benchUser+"/start", nil)
+	req.Header.Set("X-Studio-CSRF", "1")
+	req.Header.Set("Origin", e.proxyURL)
+	resp, err := c.Do(req)
+	if err != nil {
+		return fmt.Errorf("starting the server: %w", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("starting the server: %d %s", resp.StatusCode, body)
+	}
+	reg := backend.NewRegistry(e.rdb, backend.RegistryConfig{Prefix: keyPrefix, Log: e.log})
+	srv, err := reg.Get(ctx, benchUser)
+	if err != nil {
+		return err
+	}
+	e.backendURL, e.secret = srv.Addr, srv.Secret
+	return nil
+}
+
+// quote makes a path one word of a command template.
+func quote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
 // serve serves h on l until the run ends.
 func (e *env) serve(l net.Listener, h http.Handler) {
 	s := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
@@ -274,6 +405,8 @@ func (e *env) startNginx(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("starting nginx: %w", err)
 	}
 	e.stop = append(e.stop, func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() })
+	pid := cmd.Process.Pid
+	e.nginxCPU = func() (time.Duration, bool) { return treeCPU(pid) }
 	e.nginxURL = "http://127.0.0.1:" + strconv.Itoa(port)
 
 	return waitUntil(ctx, "nginx", func() error {

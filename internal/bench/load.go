@@ -27,6 +27,10 @@ type Result struct {
 	PerSecond float64
 	// P50 and P99 are latency percentiles.
 	P50, P99 time.Duration
+	// CPUPerRequest is the CPU time the target's own process used per
+	// request (user and system, all cores), when it runs in a process of
+	// its own; zero otherwise.
+	CPUPerRequest time.Duration
 }
 
 // request sends one request and reports whether it succeeded.
@@ -58,12 +62,14 @@ type sample struct {
 	lats    []time.Duration
 	errs    int
 	elapsed time.Duration
+	cpu     time.Duration // used by the target's process, when known
 }
 
 func (s *sample) add(o sample) {
 	s.lats = append(s.lats, o.lats...)
 	s.errs += o.errs
 	s.elapsed += o.elapsed
+	s.cpu += o.cpu
 }
 
 // closedLoop runs one client per request in reqs; each sends its next
@@ -187,6 +193,7 @@ func summarize(name string, conc, rate int, s sample) Result {
 		r.PerSecond = float64(len(s.lats)) / s.elapsed.Seconds()
 	}
 	if n := len(s.lats); n > 0 {
+		r.CPUPerRequest = s.cpu / time.Duration(n)
 		r.P50 = s.lats[n*50/100]
 		r.P99 = s.lats[min(n*99/100, n-1)]
 	}
