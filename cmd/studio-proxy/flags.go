@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"io"
@@ -56,6 +57,8 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	return err
 }
 
+const defaultRedisURL = "redis://127.0.0.1:6379/0"
+
 // redisFlags configures the connection to Redis: one node by URL, or
 // Sentinel, or Cluster.
 type redisFlags struct {
@@ -63,12 +66,15 @@ type redisFlags struct {
 	sentinelMaster string
 	sentinelAddrs  string
 	clusterAddrs   string
+	username       string
+	password       string
+	tls            bool
 	prefix         string
 }
 
 func addRedisFlags(fs *flag.FlagSet) *redisFlags {
 	r := &redisFlags{}
-	fs.StringVar(&r.url, "redis-url", "redis://127.0.0.1:6379/0",
+	fs.StringVar(&r.url, "redis-url", defaultRedisURL,
 		"Redis URL (redis:// or rediss://, with password and database)")
 	fs.StringVar(&r.sentinelMaster, "redis-sentinel-master", "",
 		"name of the Sentinel master; with --redis-sentinel-addrs, used instead of --redis-url")
@@ -76,6 +82,12 @@ func addRedisFlags(fs *flag.FlagSet) *redisFlags {
 		"comma-separated host:port of the Sentinels")
 	fs.StringVar(&r.clusterAddrs, "redis-cluster-addrs", "",
 		"comma-separated host:port of Redis Cluster nodes; used instead of --redis-url")
+	fs.StringVar(&r.username, "redis-username", "",
+		"Redis ACL user for Sentinel or Cluster (with --redis-url, put it in the URL)")
+	fs.StringVar(&r.password, "redis-password", "",
+		"Redis password for Sentinel or Cluster (with --redis-url, put it in the URL)")
+	fs.BoolVar(&r.tls, "redis-tls", false,
+		"connect to Sentinel or Cluster with TLS (with --redis-url, use rediss://)")
 	fs.StringVar(&r.prefix, "redis-prefix", "studio:",
 		"prefix of every key and channel, so that several installations can share a Redis")
 	return r
@@ -88,6 +100,14 @@ func (r *redisFlags) client() (redis.UniversalClient, error) {
 		ReadTimeout:  2 * time.Second,
 		WriteTimeout: 2 * time.Second,
 	}
+	if r.url != defaultRedisURL && (r.clusterAddrs != "" || r.sentinelMaster != "") {
+		return nil, fmt.Errorf("--redis-url cannot be combined with Sentinel or Cluster addresses")
+	}
+	if r.tls {
+		opts.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	opts.Username, opts.Password = r.username, r.password
+
 	switch {
 	case r.clusterAddrs != "":
 		opts.Addrs = splitList(r.clusterAddrs)
@@ -99,6 +119,10 @@ func (r *redisFlags) client() (redis.UniversalClient, error) {
 		opts.MasterName = r.sentinelMaster
 		opts.Addrs = splitList(r.sentinelAddrs)
 	default:
+		if r.username != "" || r.password != "" || r.tls {
+			return nil, fmt.Errorf("with --redis-url, give the user, password and TLS " +
+				"(rediss://) in the URL")
+		}
 		u, err := redis.ParseURL(r.url)
 		if err != nil {
 			return nil, fmt.Errorf("parsing --redis-url: %w", err)
