@@ -25,10 +25,13 @@ import (
 
 // DefaultCommand runs Jupyter Notebook 6 (Debian's jupyter-notebook). Its
 // token comes from the environment (JUPYTER_TOKEN, see DefaultEnv), so
-// that it does not show in the process list. Notebook 7 and Jupyter
-// Server spell the options --ServerApp.base_url and so on.
+// that it does not show in the process list. Jupyter's Quit button is
+// hidden: servers start and stop in Studio, where the proxy checks who may,
+// and a server that quits by itself looks failed. Notebook 7 and Jupyter
+// Server spell the options --ServerApp.base_url and so on (docs/jupyter.md).
 const DefaultCommand = "jupyter notebook --no-browser --ip={host} --port={port}" +
-	" --NotebookApp.base_url={base_url} --notebook-dir={notebook_dir}"
+	" --NotebookApp.base_url={base_url} --notebook-dir={notebook_dir}" +
+	" --NotebookApp.quit_button=False"
 
 // DefaultEnv hands the secret to Jupyter through its environment.
 var DefaultEnv = []string{"JUPYTER_TOKEN={secret}"}
