@@ -43,6 +43,15 @@ func (p *Proxy) serveBackend(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	// a replica shutting down takes no new websockets: they would be
+	// closed again at once
+	if ws && p.draining.Load() {
+		p.fail(w, r, problem{status: http.StatusServiceUnavailable, code: "shutting_down",
+			title: "Restarting", retryAfter: 1,
+			message: "This proxy replica is restarting. Connect again."})
+		return
+	}
+
 	// cross-site requests never reach a backend
 	if ws && !p.origins.checkWebsocket(r) {
 		p.fail(w, r, problem{status: http.StatusForbidden, code: "origin_not_allowed",

@@ -235,4 +235,8 @@ func TestShutdownClosesWebsockets(t *testing.T) {
 	if status != http.StatusServiceUnavailable {
 		t.Errorf("readyz after shutdown: got %d, want 503", status)
 	}
+	if _, resp, err := dialWS(t, env, clients["alice"], r.URL, "/servers/alice/ws", nil); err == nil ||
+		resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("websocket after shutdown: got %v %v, want 503", err, resp)
+	}
 }
