@@ -60,7 +60,10 @@ type Servers interface {
 
 // Lifecycle starts and stops servers. *backend.Manager implements it.
 type Lifecycle interface {
+	// Start starts the server for actor and returns its new state; see
+	// backend.Manager.Start for the errors (ErrBusy, ErrNotFound, ...).
 	Start(ctx context.Context, id, actor string) (backend.Server, error)
+	// Stop stops the server for actor and returns its new state.
 	Stop(ctx context.Context, id, actor string) (backend.Server, error)
 }
 
