@@ -383,10 +383,12 @@ func runProxy(ctx context.Context, rdb redis.UniversalClient, sc serveConfig) er
 		return fmt.Errorf("proxy: %w", err)
 	}
 
-	// background work: events, the manager's watch and reconcile
+	// background work: events, the manager's watch and reconcile, and the
+	// removal of expired shares (every replica may sweep; it is idempotent)
 	var bg sync.WaitGroup
 	bg.Go(func() { sub.Run(ctx) })
 	bg.Go(func() { mgr.Run(ctx) })
+	bg.Go(func() { store.RunSweeper(ctx, time.Minute) })
 	defer bg.Wait()
 	defer cancel()
 
@@ -430,7 +432,7 @@ func runProxy(ctx context.Context, rdb redis.UniversalClient, sc serveConfig) er
 		return fmt.Errorf("serving: %w", err)
 	case <-ctx.Done():
 	}
-	return shutdown(sc, srv, msrv, p, log)
+	return shutdown(sc, srv, msrv, p, mgr, log)
 }
 
 // newSessions connects the sign-in to the provider, retrying while the
@@ -462,7 +464,13 @@ func newSessions(
 // shutdown drains the proxy: websockets get "going away", requests up
 // to ShutdownTimeout to finish, and servers run by the process driver
 // are stopped with it.
-func shutdown(sc serveConfig, srv, msrv *http.Server, p *proxy.Proxy, log *slog.Logger) error {
+func shutdown(
+	sc serveConfig,
+	srv, msrv *http.Server,
+	p *proxy.Proxy,
+	mgr *backend.Manager,
+	log *slog.Logger,
+) error {
 	timeout := sc.ShutdownTimeout
 	if timeout <= 0 {
 		timeout = 30 * time.Second
@@ -487,9 +495,13 @@ func shutdown(sc serveConfig, srv, msrv *http.Server, p *proxy.Proxy, log *slog.
 		msrv.Close()
 	}
 
-	// child processes must not outlive their proxy: the registry learns
-	// they stopped from the next replica's reconcile (or this one's, on
-	// restart)
+	// child processes must not outlive their proxy: stop them through the
+	// manager so the registry says stopped, then kill whatever that could
+	// not stop (Redis gone); the registry then learns it from the next
+	// replica's reconcile
+	if err := mgr.Shutdown(ctx); err != nil {
+		log.Warn("stopping servers at shutdown", "err", err)
+	}
 	if d, ok := sc.Driver.(interface{ StopAll(context.Context) error }); ok {
 		if err := d.StopAll(ctx); err != nil {
 			log.Warn("stopping servers at shutdown", "err", err)
