@@ -99,6 +99,7 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 
 func modifyResponse(resp *http.Response) error {
 	stripSetCookies(resp.Header)
+	stripCORS(resp.Header)
 	return nil
 }
 

@@ -128,6 +128,20 @@ func stripSetCookies(h http.Header) {
 	h["Set-Cookie"] = kept
 }
 
+// stripCORS removes a backend's cross-origin grants. Servers share the
+// proxy's origin, and Jupyter echoes any Origin back in
+// Access-Control-Allow-Origin when a request carries its token (which the
+// proxy adds to every request): no other origin may read a server's
+// answers through a signed-in person's browser, whatever a backend says.
+func stripCORS(h http.Header) {
+	for name := range h {
+		if strings.HasPrefix(name, "Access-Control-Allow-") ||
+			name == "Access-Control-Expose-Headers" || name == "Access-Control-Max-Age" {
+			delete(h, name)
+		}
+	}
+}
+
 // trust decides whether forwarding headers of a request can be believed.
 type trust []netip.Prefix
 

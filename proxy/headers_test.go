@@ -78,6 +78,24 @@ func TestStripSetCookies(t *testing.T) {
 	}
 }
 
+func TestStripCORS(t *testing.T) {
+	h := http.Header{}
+	h.Set("Access-Control-Allow-Origin", "https://evil.example")
+	h.Set("Access-Control-Allow-Credentials", "true")
+	h.Set("Access-Control-Expose-Headers", "X-Secret")
+	h.Set("Content-Type", "application/json")
+	stripCORS(h)
+	for _, name := range []string{"Access-Control-Allow-Origin",
+		"Access-Control-Allow-Credentials", "Access-Control-Expose-Headers"} {
+		if got := h.Get(name); got != "" {
+			t.Errorf("got %s: %q, want it removed", name, got)
+		}
+	}
+	if got := h.Get("Content-Type"); got != "application/json" {
+		t.Errorf("got Content-Type %q, want it kept", got)
+	}
+}
+
 func TestForwarded(t *testing.T) {
 	tr := trust{netip.MustParsePrefix("10.0.0.0/8")}
 	tests := []struct {

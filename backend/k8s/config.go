@@ -39,6 +39,8 @@ var DefaultArgs = []string{
 	"--ServerApp.base_url={base_url}",
 	"--IdentityProvider.token={secret}",
 	"--ServerApp.open_browser=False",
+	// stopping is the proxy's call, gated on the start/stop permission
+	"--ServerApp.quit_button=False",
 }
 
 // Config configures the driver. Only Image is required.
