@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -21,6 +19,7 @@ import (
 
 	"github.com/studio-proxy/studio-proxy/backend/process"
 	"github.com/studio-proxy/studio-proxy/internal/devidp"
+	"github.com/studio-proxy/studio-proxy/internal/redisproc"
 	"github.com/studio-proxy/studio-proxy/proxy"
 	"github.com/studio-proxy/studio-proxy/session"
 )
@@ -91,12 +90,12 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	// Redis
 	url := *redisURL
 	if url == "" {
-		addr, stop, err := startRedis(ctx, filepath.Join(dir, "redis"))
+		rp, err := redisproc.Start(ctx, "", filepath.Join(dir, "redis"))
 		if err != nil {
-			return fmt.Errorf("dev: %w", err)
+			return fmt.Errorf("dev: %w; or pass --redis-url", err)
 		}
-		defer stop()
-		url = "redis://" + addr + "/0"
+		defer rp.Stop()
+		url = "redis://" + rp.Addr + "/0"
 	}
 	opts, err := redis.ParseURL(url)
 	if err != nil {
@@ -227,66 +226,6 @@ func printDevBanner(
 	fmt.Fprintf(w, "  Redis:              %s\n", redisURL)
 	fmt.Fprintf(w, "  notebooks and logs: %s\n\n", dir)
 	fmt.Fprintf(w, "Press Ctrl-C to stop.\n\n")
-}
-
-// startRedis runs a private, in-memory redis-server on a free loopback
-// port and returns its address and a function that stops it.
-func startRedis(ctx context.Context, dir string) (string, func(), error) {
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		return "", nil, errors.New("redis-server is not installed: run scripts/dev " +
-			"(it installs it), apt-get install redis-server, or pass --redis-url")
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", nil, err
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", nil, err
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", dir,
-		"--logfile", filepath.Join(dir, "redis.log"))
-	if err := cmd.Start(); err != nil {
-		return "", nil, fmt.Errorf("starting redis-server: %w", err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	stop := func() {
-		cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-	}
-
-	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
-	defer c.Close()
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		pctx, cancel := context.WithTimeout(ctx, time.Second)
-		err := c.Ping(pctx).Err()
-		cancel()
-		if err == nil {
-			return addr, stop, nil
-		}
-		select {
-		case <-exited:
-			return "", nil, fmt.Errorf("redis-server exited at start; see %s",
-				filepath.Join(dir, "redis.log"))
-		default:
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			stop()
-			return "", nil, fmt.Errorf("redis-server on %s not answering: %w", addr, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 func randomHex() string {

@@ -25,6 +25,7 @@ import (
 	"github.com/studio-proxy/studio-proxy/internal/demoserver"
 	"github.com/studio-proxy/studio-proxy/internal/devidp"
 	"github.com/studio-proxy/studio-proxy/internal/events"
+	"github.com/studio-proxy/studio-proxy/internal/redisproc"
 	"github.com/studio-proxy/studio-proxy/proxy"
 	"github.com/studio-proxy/studio-proxy/session"
 )
@@ -90,23 +91,16 @@ func setup(ctx context.Context, cfg Config) (*env, error) {
 
 // startRedis runs a private redis-server on a free port.
 func (e *env) startRedis(ctx context.Context, cfg Config) error {
-	port, err := freePort()
+	rp, err := redisproc.Start(ctx, cfg.RedisServer, filepath.Join(e.dir, "redis"))
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(cfg.RedisServer,
-		"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", e.dir,
-		"--logfile", filepath.Join(e.dir, "redis.log"))
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("starting redis-server: %w", err)
-	}
-	e.stop = append(e.stop, func() { cmd.Process.Kill(); cmd.Wait() })
+	e.stop = append(e.stop, rp.Stop)
 
-	e.redisAddr = "127.0.0.1:" + strconv.Itoa(port)
+	e.redisAddr = rp.Addr
 	e.rdb = redis.NewClient(&redis.Options{Addr: e.redisAddr})
 	e.stop = append(e.stop, func() { e.rdb.Close() })
-	return waitUntil(ctx, "redis-server", func() error { return e.rdb.Ping(ctx).Err() })
+	return nil
 }
 
 // startProxy runs the provider and the proxy, signs alice in and starts
@@ -357,25 +351,11 @@ func (e *env) serve(l net.Listener, h http.Handler) {
 func signIn(ctx context.Context, proxyURL, user, password string) (*http.Client, string, error) {
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar, Timeout: 30 * time.Second}
-	resp, err := c.Get(proxyURL + prefix + "login?rd=" + url.QueryEscape(prefix+"healthz"))
+	resp, _, err := devidp.SignIn(ctx, c,
+		proxyURL+prefix+"login?rd="+url.QueryEscape(prefix+"healthz"), user, password)
 	if err != nil {
-		return nil, "", fmt.Errorf("signing in: %w", err)
+		return nil, "", err
 	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	form := resp.Request.URL
-	id := form.Query().Get("authRequestID")
-	if id == "" {
-		return nil, "", fmt.Errorf("signing in: no login form at %s", form.Redacted())
-	}
-	resp, err = c.PostForm(form.String(), url.Values{
-		"id": {id}, "username": {user}, "password": {password}, "action": {"login"},
-	})
-	if err != nil {
-		return nil, "", fmt.Errorf("signing in: %w", err)
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
 	u, _ := url.Parse(proxyURL)
 	for _, ck := range jar.Cookies(u) {
 		if ck.Name == "studio_session" {
