@@ -10,6 +10,12 @@ import (
 // CSRFHeader must be sent, with the value "1", on every state-changing
 // call of the JSON API. A foreign page cannot send a custom header
 // without a CORS preflight, which the proxy never answers.
+//
+// TODO: a page served by a server shares the proxy's origin, so a script
+// in it (a notebook's output, written by the server's owner) can send this
+// header and call the API as whoever opened the page. Closing that needs a
+// separate origin per server (a wildcard domain, with sign-in handed over
+// to it); see "Known shortcomings" in docs/proxy.md.
 const CSRFHeader = "X-Studio-CSRF"
 
 // origins is the set of allowed origins: the external URL's and the
