@@ -406,6 +406,47 @@ func (h *Handler) searchUsers(w http.ResponseWriter, r *http.Request, me authz.U
 	return nil
 }
 
+// endSessions signs a user out on every replica and closes their open
+// connections. An admin may do it for anyone of their organization; anyone
+// for themselves.
+func (h *Handler) endSessions(w http.ResponseWriter, r *http.Request, me authz.User) error {
+	if h.cfg.Sessions == nil {
+		return &apiError{status: http.StatusNotFound, code: "not_found",
+			message: "Ending sessions is not available here."}
+	}
+	user, err := ident.Username(r.PathValue("user"))
+	if err != nil {
+		return err
+	}
+	if user != me.Name {
+		// refuse non-admins before looking anyone up: who exists is not
+		// theirs to learn here
+		notAllowed := &apiError{status: http.StatusForbidden, code: "not_allowed",
+			message: "Only an admin of their organization can sign " + user + " out."}
+		if !me.Admin {
+			return notAllowed
+		}
+		target, err := h.cfg.Authz.User(r.Context(), user)
+		if err != nil {
+			return refuse(fmt.Errorf("loading user: %w", err), opEndSessions, "", user)
+		}
+		if target.Org != me.Org {
+			return notAllowed
+		}
+	}
+
+	n, err := h.cfg.Sessions.EndSessions(r.Context(), user, me.Name)
+	if err != nil {
+		return fmt.Errorf("ending sessions: %w", err)
+	}
+	h.log.Info("studio sessions ended", "user", me.Name, "target", user, "sessions", n)
+	writeJSON(w, http.StatusOK, struct {
+		User  string `json:"user"`
+		Ended int    `json:"ended"`
+	}{user, n})
+	return nil
+}
+
 // mayShare refuses unless the user may change the shares of the server.
 func (h *Handler) mayShare(ctx context.Context, me authz.User, id string) error {
 	d, _, err := h.cfg.Authz.DecideUntil(ctx, me, id)

@@ -54,6 +54,7 @@ const (
 	opShare
 	opRevoke
 	opLeave
+	opEndSessions
 )
 
 // about is an error with the names its message needs.

@@ -38,6 +38,11 @@ type Servers interface {
 	EnsureDefault(ctx context.Context, owner string) (backend.Server, error)
 }
 
+// Sessions ends login sessions: package session's *Manager.
+type Sessions interface {
+	EndSessions(ctx context.Context, user, actor string) (int, error)
+}
+
 // Config configures the Studio handler.
 type Config struct {
 	// Prefix is the proxy's reserved path prefix, with leading and
@@ -49,6 +54,11 @@ type Config struct {
 
 	// Registry is the server registry. Required.
 	Registry Servers
+
+	// Sessions ends every login session of a user, for admins (and for
+	// users signing themselves out everywhere). Nil answers that endpoint
+	// with 404.
+	Sessions Sessions
 
 	// ExternalURL is the URL browsers use to reach the proxy, for example
 	// "https://studio.example.org": give it the proxy's. Its origin may
@@ -167,6 +177,7 @@ func (h *Handler) routes() *http.ServeMux {
 		{"DELETE", "servers/{id}/shares/{user}", h.deleteShare},
 		{"DELETE", "shared-with-me/{id}", h.leave},
 		{"GET", "users", h.searchUsers},
+		{"DELETE", "users/{user}/sessions", h.endSessions},
 	}
 	methods := map[string][]string{}
 	for _, rt := range routes {

@@ -357,6 +357,7 @@ func runProxy(ctx context.Context, rdb redis.UniversalClient, sc serveConfig) er
 		Prefix:         sc.Proxy.Prefix,
 		Authz:          store,
 		Registry:       reg,
+		Sessions:       sessions,
 		ExternalURL:    sc.Proxy.ExternalURL,
 		AllowedOrigins: sc.Proxy.AllowedOrigins,
 		Log:            log,
