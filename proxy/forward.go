@@ -47,6 +47,9 @@ func (p *Proxy) initForwarding() {
 		// flushed when the buffer fills
 		FlushInterval: 0,
 	}
+	if !p.cfg.ReverseProxyOnly {
+		p.lean = newConnPool(p.dialer, p.cfg.IdleConnTimeout, 256)
+	}
 }
 
 // forward sends r to the server through the reverse proxy. r's context
@@ -60,6 +63,11 @@ func (p *Proxy) forward(
 	e serverEntry,
 ) {
 	o := &outbound{user: user, route: rt, server: e}
+	if p.lean != nil && leanable(r, e) {
+		p.forwardLean(w, r, o)
+		p.metrics.forwarded.Inc()
+		return
+	}
 	if r.ContentLength != 0 {
 		// answer without first draining the client's body: an upload the
 		// proxy cuts (or the backend refuses early) gets its answer at
@@ -82,8 +90,12 @@ func (p *Proxy) forward(
 // checks itself (see origins.checkBackendWrite).
 func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	o := pr.In.Context().Value(outboundKey{}).(*outbound)
-	out := pr.Out
+	p.rewriteOut(pr.In, pr.Out, o)
+}
 
+// rewriteOut is rewrite for both forwarding paths: in is the client's
+// request, out the copy that goes to the backend.
+func (p *Proxy) rewriteOut(in, out *http.Request, o *outbound) {
 	out.URL.Scheme = o.server.addr.Scheme
 	out.URL.Host = o.server.addr.Host
 	o.route.setURL(out.URL)
@@ -92,7 +104,7 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	h := out.Header
 	stripIdentity(h)
 	stripCookies(h)
-	p.trust.forwardedFor(pr.In).set(h)
+	p.trust.forwardedFor(in).set(h)
 	h[UserHeader] = []string{o.user}
 	h["Authorization"] = []string{"token " + o.server.s.Secret}
 }

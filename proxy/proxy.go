@@ -112,6 +112,12 @@ type Config struct {
 	// IdleConnTimeout closes idle backend connections. Zero means 90
 	// seconds.
 	IdleConnTimeout time.Duration
+	// ReverseProxyOnly forwards every HTTP request through
+	// httputil.ReverseProxy. False (the default) forwards plain GET and
+	// HEAD requests over the proxy's own connection pool (see lean.go),
+	// which costs less CPU per request, and everything else through
+	// ReverseProxy.
+	ReverseProxyOnly bool
 	// StartWait is how long a request to a starting server waits for it
 	// before it gets a "starting" answer. Zero means 5 seconds; negative
 	// does not wait.
@@ -162,6 +168,7 @@ type Proxy struct {
 	dialer    *net.Dialer
 	transport *http.Transport
 	rp        *httputil.ReverseProxy
+	lean      *connPool // nil with ReverseProxyOnly
 
 	own     http.Handler // the reserved prefix
 	backend http.Handler // everything else, behind sign-in
@@ -307,6 +314,9 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	select {
 	case <-done:
 		p.transport.CloseIdleConnections()
+		if p.lean != nil {
+			p.lean.closeIdle()
+		}
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("closing websockets: %w", ctx.Err())
