@@ -66,8 +66,15 @@ type Report struct {
 	// The ratios the targets are about.
 	Throughput float64       // proxy over nginx requests per second
 	AddedP99   time.Duration // proxy p99 minus direct p99, paced
-	Websocket  float64       // proxy over direct echoes per second
+	Websocket  float64       // proxy over direct echoes per second, ping-pong
+	// WebsocketPipelined is proxy over direct echoed messages per second
+	// with PipelineDepth messages in flight per connection.
+	WebsocketPipelined float64
 }
+
+// PipelineDepth is how many messages each connection of the pipelined
+// websocket echo keeps in flight.
+const PipelineDepth = 8
 
 // Run sets up a backend, the proxy and nginx, measures them, writes a
 // table to out and returns the report.
@@ -129,22 +136,43 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Report, error) {
 	// websocket echo
 	fmt.Fprintf(out, "websocket echo, %d connections, %d-byte messages, %s each in %d turns:\n",
 		c, cfg.MessageSize, d, rounds)
-	wd, err := e.wsTarget(ctx, cfg, strings.Replace(e.backendURL, "http", "ws", 1)+
-		"/servers/"+benchUser+"/ws", http.Header{"Authorization": {"token " + e.secret}})
-	if err != nil {
-		return nil, fmt.Errorf("websocket direct: %w", err)
+	wsTargets := func(depth int) ([][]request, error) {
+		wd, err := e.wsTarget(ctx, cfg, depth, strings.Replace(e.backendURL, "http", "ws", 1)+
+			"/servers/"+benchUser+"/ws", http.Header{"Authorization": {"token " + e.secret}})
+		if err != nil {
+			return nil, fmt.Errorf("websocket direct: %w", err)
+		}
+		wp, err := e.wsTarget(ctx, cfg, depth, strings.Replace(e.proxyURL, "http", "ws", 1)+
+			"/servers/"+benchUser+"/ws", http.Header{"Cookie": {e.session}, "Origin": {e.proxyURL}})
+		if err != nil {
+			return nil, fmt.Errorf("websocket through the proxy: %w", err)
+		}
+		return [][]request{wd, wp}, nil
 	}
-	wp, err := e.wsTarget(ctx, cfg, strings.Replace(e.proxyURL, "http", "ws", 1)+
-		"/servers/"+benchUser+"/ws", http.Header{"Cookie": {e.session}, "Origin": {e.proxyURL}})
+	targets, err = wsTargets(1)
 	if err != nil {
-		return nil, fmt.Errorf("websocket through the proxy: %w", err)
+		return nil, err
 	}
-	targets = [][]request{wd, wp}
 	samples = turns(ctx, targets, cpus[:2], rounds, w, func(reqs []request) sample {
 		return closedLoop(ctx, reqs, 0, slice)
 	})
 	wsd := show(summarize("websocket direct", c, 0, samples[0]))
 	wsp := show(summarize("websocket through the proxy", c, 0, samples[1]))
+
+	// the same with several messages in flight per connection; counted
+	// per message, latency per burst of PipelineDepth
+	fmt.Fprintf(out, "websocket echo pipelined, %d connections, %d messages in flight each, "+
+		"latency per burst:\n", c, PipelineDepth)
+	targets, err = wsTargets(PipelineDepth)
+	if err != nil {
+		return nil, err
+	}
+	samples = turns(ctx, targets, cpus[:2], rounds, w, func(reqs []request) sample {
+		return closedLoop(ctx, reqs, 0, slice)
+	})
+	wpd := show(perMessage(summarize("pipelined direct", c, 0, samples[0]), PipelineDepth))
+	wpp := show(perMessage(summarize("pipelined through the proxy", c, 0, samples[1]),
+		PipelineDepth))
 
 	if n.PerSecond > 0 {
 		rep.Throughput = p.PerSecond / n.PerSecond
@@ -152,6 +180,9 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Report, error) {
 	rep.AddedP99 = pp.P99 - pd.P99
 	if wsd.PerSecond > 0 {
 		rep.Websocket = wsp.PerSecond / wsd.PerSecond
+	}
+	if wpd.PerSecond > 0 {
+		rep.WebsocketPipelined = wpp.PerSecond / wpd.PerSecond
 	}
 	rep.print(out)
 	return rep, nil
@@ -242,8 +273,15 @@ func (e *env) httpTarget(cfg Config, url string, hdr http.Header) []request {
 	return reqs
 }
 
-// wsTarget opens one websocket per client.
-func (e *env) wsTarget(ctx context.Context, cfg Config, url string, hdr http.Header) ([]request, error) {
+// wsTarget opens one websocket per client, each echoing depth messages
+// at a time (1: ping-pong).
+func (e *env) wsTarget(
+	ctx context.Context,
+	cfg Config,
+	depth int,
+	url string,
+	hdr http.Header,
+) ([]request, error) {
 	msg := make([]byte, cfg.MessageSize)
 	for i := range msg {
 		msg[i] = byte('a' + i%26)
@@ -255,7 +293,7 @@ func (e *env) wsTarget(ctx context.Context, cfg Config, url string, hdr http.Hea
 			return nil, err
 		}
 		e.stop = append(e.stop, func() { conn.Close() })
-		reqs[i] = wsEcho(conn, msg)
+		reqs[i] = wsEcho(conn, msg, depth)
 	}
 	return reqs, nil
 }
@@ -276,6 +314,8 @@ func (r *Report) print(out io.Writer) {
 		fmtDur(r.AddedP99), fmtDur(TargetAddedP99), verdict(r.AddedP99 <= TargetAddedP99))
 	fmt.Fprintf(tw, "websocket proxy / direct\t%.2fx\t>= %.1fx\t%s\n",
 		r.Websocket, TargetWebsocket, verdict(r.Websocket >= TargetWebsocket))
+	fmt.Fprintf(tw, "websocket pipelined proxy / direct\t%.2fx\t>= %.1fx\t%s\n",
+		r.WebsocketPipelined, TargetWebsocket, verdict(r.WebsocketPipelined >= TargetWebsocket))
 	tw.Flush()
 	fmt.Fprintf(out, "\nmachine: %d CPUs (GOMAXPROCS %d), %s, %s/%s\n",
 		runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), runtime.GOOS, runtime.GOARCH)

@@ -29,7 +29,7 @@ func TestRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := len(rep.Results), 8; got != want {
+	if got, want := len(rep.Results), 10; got != want {
 		t.Fatalf("got %d results, want %d", got, want)
 	}
 	for _, r := range rep.Results {

@@ -165,16 +165,33 @@ func paced(ctx context.Context, reqs []request, rate int, d time.Duration) sampl
 	return collect(time.Since(start), lats, errs)
 }
 
-// wsEcho returns a request that sends msg over conn and waits for the
-// echo.
-func wsEcho(conn *websocket.Conn, msg []byte) request {
+// wsEcho returns a request that sends depth copies of msg over conn
+// back to back and then waits for their echoes: depth 1 is ping-pong.
+func wsEcho(conn *websocket.Conn, msg []byte, depth int) request {
 	return func(ctx context.Context) bool {
-		if err := conn.WriteMessage(websocket.BinaryMessage, msg); err != nil {
-			return false
+		for range depth {
+			if err := conn.WriteMessage(websocket.BinaryMessage, msg); err != nil {
+				return false
+			}
 		}
-		_, got, err := conn.ReadMessage()
-		return err == nil && len(got) == len(msg)
+		for range depth {
+			_, got, err := conn.ReadMessage()
+			if err != nil || len(got) != len(msg) {
+				return false
+			}
+		}
+		return true
 	}
+}
+
+// perMessage turns a result of bursts of n messages into one per
+// message; the latencies stay those of a burst.
+func perMessage(r Result, n int) Result {
+	r.Count *= n
+	r.Errors *= n
+	r.PerSecond *= float64(n)
+	r.CPUPerRequest /= time.Duration(n)
+	return r
 }
 
 func collect(elapsed time.Duration, lats [][]time.Duration, errs []int) sample {
