@@ -82,7 +82,11 @@ var testServer = backend.Server{ID: "alice", Secret: "s3cret", State: backend.Ru
 
 // do sends a request to the frontend and returns the answer with its
 // body read.
-func (fp *forwardPair) do(t *testing.T, method, path string, h http.Header) (*http.Response, string) {
+func (fp *forwardPair) do(
+	t *testing.T,
+	method, path string,
+	h http.Header,
+) (*http.Response, string) {
 	t.Helper()
 	req, err := http.NewRequest(method, fp.front.URL+path, nil)
 	if err != nil {
