@@ -18,6 +18,11 @@ func And(exprs ...string) string {
 	return "(" + strings.Join(exprs, ") && (") + ")"
 }
 
+// Or joins expressions with ||.
+func Or(exprs ...string) string {
+	return "(" + strings.Join(exprs, ") || (") + ")"
+}
+
 // TextIs: the first element matching sel has exactly the text want.
 func TextIs(sel, want string) string {
 	return fmt.Sprintf("document.querySelector(%q)?.textContent === %q", sel, want)
