@@ -327,8 +327,8 @@ func TestServerDetails(t *testing.T) {
 		{"grantee", bob, "alice", 200, "", "use false false"},
 		{"grantee with start/stop", carol, "alice", 200, "", "start_stop true false"},
 		{"admin of the org", dave, "alice", 200, "", "admin true true"},
-		{"stranger of the org", alice, "carol", 403, "not_allowed", ""},
-		{"other org", eve, "alice", 403, "not_allowed", ""},
+		{"stranger of the org", alice, "carol", 403, "no_access", ""},
+		{"other org", eve, "alice", 403, "no_access", ""},
 		{"missing server", alice, "nobody", 404, "no_server", ""},
 		{"invalid id", alice, "a%20b", 400, "invalid", ""},
 	}
@@ -509,10 +509,10 @@ func TestRevokeAndLeave(t *testing.T) {
 		{"grantee may not revoke", carol, "DELETE", "servers/alice/shares/bob", 403, "not_allowed"},
 		{"owner revokes", alice, "DELETE", "servers/alice/shares/bob", 204, ""},
 		{"revoke twice", alice, "DELETE", "servers/alice/shares/bob", 404, "no_grant"},
-		{"revoked grantee is refused", bob, "GET", "servers/alice", 403, "not_allowed"},
+		{"revoked grantee is refused", bob, "GET", "servers/alice", 403, "no_access"},
 		{"grantee leaves", carol, "DELETE", "shared-with-me/alice", 204, ""},
 		{"leave twice", carol, "DELETE", "shared-with-me/alice", 404, "no_grant"},
-		{"left grantee is refused", carol, "GET", "servers/alice", 403, "not_allowed"},
+		{"left grantee is refused", carol, "GET", "servers/alice", 403, "no_access"},
 		{"leave invalid id", carol, "DELETE", "shared-with-me/a%7Bb", 400, "invalid"},
 	}
 	for _, tt := range tests {

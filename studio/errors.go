@@ -118,7 +118,7 @@ func answer(err error) *apiError {
 				"can change who has access to it."}
 
 	case errors.Is(err, errNoAccess):
-		return &apiError{http.StatusForbidden, "not_allowed",
+		return &apiError{http.StatusForbidden, "no_access",
 			"You do not have access to this server. " +
 				"Its owner may have removed your access, or it was never shared with you."}
 

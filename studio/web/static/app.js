@@ -121,7 +121,8 @@ function activeId() {
 // removed, or it is gone. The page says so and falls back to the list the
 // API now gives.
 async function lostAccess(e) {
-  if (!(e instanceof ApiError) || (e.code !== "not_allowed" && e.code !== "no_server")) {
+  const lostCodes = ["no_access", "not_allowed", "no_server"];
+  if (!(e instanceof ApiError) || !lostCodes.includes(e.code)) {
     say($("details-message"), e.message, "error");
     return;
   }
