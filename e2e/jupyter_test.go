@@ -17,7 +17,6 @@ import (
 	"github.com/studio-proxy/studio-proxy/backend/process"
 	bt "github.com/studio-proxy/studio-proxy/internal/browsertest"
 	"github.com/studio-proxy/studio-proxy/internal/testenv"
-	"github.com/studio-proxy/studio-proxy/studio"
 )
 
 // revokeCut is how soon after a revoke a grantee's kernel websocket must
@@ -225,18 +224,7 @@ func startJupyterEnv(t *testing.T) (*testenv.Env, string) {
 	env := testenv.Start(t, testenv.Options{
 		Driver: d,
 		Log:    log,
-		Studio: func(r *testenv.Replica) http.Handler {
-			h, err := studio.New(studio.Config{
-				Authz:       r.Authz,
-				Registry:    r.Registry,
-				ExternalURL: r.URL,
-				Log:         log,
-			})
-			if err != nil {
-				t.Fatalf("studio.New: %v", err)
-			}
-			return h
-		},
+		Studio: true,
 	})
 	return env, notebooks
 }

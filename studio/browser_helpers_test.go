@@ -4,13 +4,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"testing"
 
 	bt "github.com/studio-proxy/studio-proxy/internal/browsertest"
 	"github.com/studio-proxy/studio-proxy/internal/testenv"
-	"github.com/studio-proxy/studio-proxy/studio"
 )
 
 // The browser, its waits and its screenshots (test-artifacts/screenshots/
@@ -44,19 +42,8 @@ func startEnv(t *testing.T) *testenv.Env {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	env := testenv.Start(t, testenv.Options{
-		Log: log,
-		Studio: func(r *testenv.Replica) http.Handler {
-			h, err := studio.New(studio.Config{
-				Authz:       r.Authz,
-				Registry:    r.Registry,
-				ExternalURL: r.URL,
-				Log:         log,
-			})
-			if err != nil {
-				t.Fatalf("studio.New: %v", err)
-			}
-			return h
-		},
+		Log:    log,
+		Studio: true,
 	})
 	if len(env.Replicas) != 1 {
 		t.Fatalf("got %d replicas, want 1", len(env.Replicas))

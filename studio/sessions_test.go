@@ -2,8 +2,6 @@ package studio_test
 
 import (
 	"encoding/json"
-	"io"
-	"log/slog"
 	"net/http"
 	"testing"
 
@@ -14,23 +12,7 @@ import (
 // TestEndSessions signs people out through the API, on the whole stack:
 // the dev provider, the proxy with its session cache, real Redis.
 func TestEndSessions(t *testing.T) {
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	env := testenv.Start(t, testenv.Options{
-		Log: log,
-		Studio: func(r *testenv.Replica) http.Handler {
-			h, err := studio.New(studio.Config{
-				Authz:       r.Authz,
-				Registry:    r.Registry,
-				Sessions:    r.Sessions,
-				ExternalURL: r.URL,
-				Log:         log,
-			})
-			if err != nil {
-				t.Fatalf("studio.New: %v", err)
-			}
-			return h
-		},
-	})
+	env := testenv.Start(t, testenv.Options{Studio: true})
 	base := env.Replicas[0].URL
 	api := base + env.Prefix + "api/"
 	send := func(c *http.Client, method, path string) (int, string) {

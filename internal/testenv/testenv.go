@@ -22,6 +22,7 @@ import (
 	"github.com/studio-proxy/studio-proxy/internal/redistest"
 	"github.com/studio-proxy/studio-proxy/proxy"
 	"github.com/studio-proxy/studio-proxy/session"
+	"github.com/studio-proxy/studio-proxy/studio"
 )
 
 // Client credentials of the proxy at the development provider.
@@ -47,9 +48,9 @@ type Options struct {
 	// Driver (Env.Driver is then nil): for example a process driver
 	// running Jupyter Notebook.
 	Driver backend.Driver
-	// Studio returns the Studio handler of a replica (Config.Studio);
-	// nil leaves it out. The replica's stores are set when it is called.
-	Studio func(r *Replica) http.Handler
+	// Studio serves the Studio page and its API on every replica, wired
+	// as the serve command wires them; false leaves them out.
+	Studio bool
 	// Log receives every component's logs. Nil discards them, unless
 	// the environment variable STUDIO_TEST_LOG is set: then they go to
 	// stderr at debug level.
@@ -225,8 +226,19 @@ func (e *Env) startReplica(
 		Redis:       r.Redis,
 		Log:         e.Log,
 	}
-	if opts.Studio != nil {
-		cfg.Studio = opts.Studio(r)
+	if opts.Studio {
+		st, err := studio.New(studio.Config{
+			Prefix:      e.Prefix,
+			Authz:       r.Authz,
+			Registry:    r.Registry,
+			Sessions:    r.Sessions,
+			ExternalURL: e.ExternalURL,
+			Log:         e.Log,
+		})
+		if err != nil {
+			t.Fatalf("studio: %v", err)
+		}
+		cfg.Studio = st
 	}
 	if opts.Proxy != nil {
 		opts.Proxy(r, &cfg)
