@@ -168,6 +168,34 @@ func (t trust) trusted(remoteAddr string) bool {
 	return false
 }
 
+// ClientIP returns a function that tells the address of the person behind
+// a request: the peer's, or, when the peer is one of the trusted proxies,
+// the nearest address in X-Forwarded-For that is not one of them. A
+// client's own X-Forwarded-For is never believed.
+func ClientIP(trusted []netip.Prefix) func(r *http.Request) string {
+	t := trust(trusted)
+	return func(r *http.Request) string {
+		peer, _, err := net.SplitHostPort(r.RemoteAddr)
+		if err != nil {
+			peer = r.RemoteAddr
+		}
+		if !t.trusted(r.RemoteAddr) {
+			return peer
+		}
+		chain := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+		for i := len(chain) - 1; i >= 0; i-- {
+			hop := strings.TrimSpace(chain[i])
+			if hop == "" {
+				continue
+			}
+			if !t.trusted(net.JoinHostPort(hop, "0")) {
+				return hop
+			}
+		}
+		return peer
+	}
+}
+
 // forwarded is what the proxy tells a backend about the client.
 type forwarded struct {
 	forFor string // X-Forwarded-For

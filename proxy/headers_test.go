@@ -96,6 +96,33 @@ func TestStripCORS(t *testing.T) {
 	}
 }
 
+func TestClientIP(t *testing.T) {
+	lb := netip.MustParsePrefix("10.0.0.0/8")
+	ip := ClientIP([]netip.Prefix{lb})
+	tests := []struct {
+		name, remote, xff, want string
+	}{
+		{"direct client", "203.0.113.5:4000", "", "203.0.113.5"},
+		{"direct client lying", "203.0.113.5:4000", "198.51.100.1", "203.0.113.5"},
+		{"behind the load balancer", "10.0.0.2:80", "198.51.100.1", "198.51.100.1"},
+		{"client prepends a lie", "10.0.0.2:80", "192.0.2.66, 198.51.100.1", "198.51.100.1"},
+		{"two trusted hops", "10.0.0.2:80", "198.51.100.1, 10.0.0.9", "198.51.100.1"},
+		{"trusted peer, no header", "10.0.0.2:80", "", "10.0.0.2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", "/", nil)
+			r.RemoteAddr = tt.remote
+			if tt.xff != "" {
+				r.Header.Set("X-Forwarded-For", tt.xff)
+			}
+			if got := ip(r); got != tt.want {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
 func TestForwarded(t *testing.T) {
 	tr := trust{netip.MustParsePrefix("10.0.0.0/8")}
 	tests := []struct {

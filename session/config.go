@@ -26,6 +26,7 @@ const (
 	DefaultRefreshBefore = time.Minute
 	DefaultLoginTimeout  = 10 * time.Minute
 	DefaultCacheSize     = 10000
+	DefaultLoginRate     = 30
 )
 
 // touchInterval is how often a session in use has its idle expiry pushed
@@ -113,6 +114,16 @@ type Config struct {
 	// minutes.
 	LoginTimeout time.Duration
 
+	// LoginRate is how many sign-ins one client may start per minute in
+	// each replica; zero means 30, a negative number no limit. More get
+	// 429: each started sign-in holds a login state in Redis for
+	// LoginTimeout.
+	LoginRate int
+	// ClientIP tells the address of the person behind a request, for
+	// LoginRate; nil means the peer's address. Behind a load balancer, give
+	// one that believes only trusted proxies (proxy.ClientIP).
+	ClientIP func(r *http.Request) string
+
 	// Directory records signed-in users and gives their current profile;
 	// nil records nothing and keeps the profile seen at sign-in.
 	Directory Directory
@@ -199,6 +210,12 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.CacheSize <= 0 {
 		cfg.CacheSize = DefaultCacheSize
+	}
+	if cfg.LoginRate == 0 {
+		cfg.LoginRate = DefaultLoginRate
+	}
+	if cfg.ClientIP == nil {
+		cfg.ClientIP = peerIP
 	}
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}

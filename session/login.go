@@ -68,6 +68,15 @@ func (m *Manager) serveLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if client := m.cfg.ClientIP(r); !m.logins.allow(client) {
+		m.log.Warn("sign-in refused", "reason", "rate limit", "remote_addr", client)
+		w.Header().Set("Retry-After", "60")
+		m.refuse(w, http.StatusTooManyRequests, "too_many_sign_ins", "Too many sign-ins",
+			"Too many sign-ins were started from your address in the last minute. "+
+				"Wait a minute, then sign in again.", "")
+		return
+	}
+
 	// the browser's login cookie binds the sign-in to it; one cookie
 	// serves sign-ins started in several tabs at once
 	binding := ""
@@ -89,8 +98,6 @@ func (m *Manager) serveLogin(w http.ResponseWriter, r *http.Request) {
 		Created:  m.now(),
 	}
 	b, _ := json.Marshal(st)
-	// TODO: anyone may start sign-ins and so fill Redis with login states
-	// for LoginTimeout; a per-client rate limit belongs in front of this.
 	err = m.rdb.Set(r.Context(), m.keys.login(hashText(state)), b, m.cfg.LoginTimeout).Err()
 	if err != nil {
 		m.log.Warn("storing login state", "err", err)

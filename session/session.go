@@ -51,6 +51,7 @@ type Manager struct {
 	now     func() time.Time
 	cache   *cache
 	retries retryTimes
+	logins  *loginLimiter
 	claims  claimRules
 
 	oauth      oauth2.Config
@@ -79,6 +80,7 @@ func New(ctx context.Context, rdb redis.UniversalClient, cfg Config) (*Manager, 
 		now:     cfg.Now,
 		cache:   newCache(cfg.CacheSize),
 		retries: retryTimes{max: cfg.CacheSize},
+		logins:  newLoginLimiter(cfg.LoginRate, cfg.Now),
 		claims:  newClaimRules(cfg),
 		secure:  strings.HasPrefix(cfg.ExternalURL, "https://"),
 	}

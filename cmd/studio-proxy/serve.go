@@ -95,6 +95,7 @@ type serveFlags struct {
 	scopes, usernameClaim, orgClaim, groupsClaim     string
 	allowedOrgs, emailDomains, adminGroup            string
 	sessionLifetime, sessionIdle                     time.Duration
+	loginRate                                        int
 
 	trustedProxies, allowedOrigins string
 	dialTimeout, responseTimeout   time.Duration
@@ -145,6 +146,8 @@ func addServeFlags(fs *flag.FlagSet) *serveFlags {
 		"longest a login session lasts")
 	fs.DurationVar(&f.sessionIdle, "session-idle", session.DefaultIdleTimeout,
 		"a login session unused this long ends")
+	fs.IntVar(&f.loginRate, "login-rate", session.DefaultLoginRate,
+		"sign-ins one client address may start per minute on each replica; -1 for no limit")
 
 	fs.StringVar(&f.trustedProxies, "trusted-proxies", "",
 		"comma-separated CIDRs or IPs of load balancers whose X-Forwarded-* headers are believed")
@@ -248,6 +251,8 @@ func (f *serveFlags) config(keyPrefix string, log *slog.Logger) (serveConfig, er
 			AdminGroup:    f.adminGroup,
 			Lifetime:      f.sessionLifetime,
 			IdleTimeout:   f.sessionIdle,
+			LoginRate:     f.loginRate,
+			ClientIP:      proxy.ClientIP(trusted),
 		},
 		Proxy: proxy.Config{
 			Prefix:                f.prefix,
