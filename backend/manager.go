@@ -7,11 +7,13 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/studio-proxy/studio-proxy/internal/events"
+	"github.com/studio-proxy/studio-proxy/internal/ident"
 )
 
 // nodeTTL is how long a proxy process counts as alive after its last
@@ -24,6 +26,14 @@ const busyWait = time.Second
 
 // maxReason is the longest failure reason kept in the registry.
 const maxReason = 600
+
+// A forwarded stop (see Manager.forwardStop) reads the registry every
+// forwardPoll, and sends its request again every forwardResend in case
+// the owning replica's subscription was down for a moment.
+const (
+	forwardPoll   = 100 * time.Millisecond
+	forwardResend = 2 * time.Second
+)
 
 // ManagerConfig configures a Manager.
 type ManagerConfig struct {
@@ -39,6 +49,11 @@ type ManagerConfig struct {
 	// ReconcileInterval is how often Run compares the registry with the
 	// driver. Zero means 30 seconds.
 	ReconcileInterval time.Duration
+	// ForwardTimeout is how long Stop waits for the replica that runs a
+	// server (see Placed) to stop it when the stop lands on another
+	// replica; it must cover that replica's stop grace. Zero means 30
+	// seconds, which covers the process driver's default grace of 10.
+	ForwardTimeout time.Duration
 	// BasePath returns the path a server is served under, with leading
 	// and trailing slash. Nil means DefaultBasePath.
 	BasePath func(id string) string
@@ -66,8 +81,14 @@ type Manager struct {
 	node      string
 	lockTTL   time.Duration
 	reconcile time.Duration
+	forward   time.Duration
 	basePath  func(string) string
 	log       *slog.Logger
+
+	// stopping holds the ids whose forwarded stop this replica is
+	// carrying out, so that a repeated request does not start another
+	stopMu   sync.Mutex
+	stopping map[string]bool
 }
 
 // NewManager returns a manager of the servers in reg.
@@ -85,8 +106,10 @@ func NewManager(rdb redis.UniversalClient, reg *Registry, cfg ManagerConfig) (*M
 		prefix:    cfg.Prefix,
 		lockTTL:   cfg.LockTTL,
 		reconcile: cfg.ReconcileInterval,
+		forward:   cfg.ForwardTimeout,
 		basePath:  cfg.BasePath,
 		log:       cfg.Log,
+		stopping:  make(map[string]bool),
 	}
 	if m.prefix == "" {
 		m.prefix = DefaultPrefix
@@ -100,6 +123,9 @@ func NewManager(rdb redis.UniversalClient, reg *Registry, cfg ManagerConfig) (*M
 	}
 	if m.reconcile <= 0 {
 		m.reconcile = 30 * time.Second
+	}
+	if m.forward <= 0 {
+		m.forward = 30 * time.Second
 	}
 	if m.basePath == nil {
 		m.basePath = DefaultBasePath
@@ -115,6 +141,10 @@ func NewManager(rdb redis.UniversalClient, reg *Registry, cfg ManagerConfig) (*M
 
 func (m *Manager) lockKey(id string) string   { return m.prefix + "lock:server:" + id }
 func (m *Manager) nodeKey(node string) string { return m.prefix + "node:" + node }
+
+// stopChannel is the pub/sub channel on which the replica with the given
+// node hears requests to stop its servers.
+func (m *Manager) stopChannel(node string) string { return m.prefix + "stop:" + node }
 
 // Start starts the server and returns it running, or failed with the
 // driver's error. Starting a running server returns it as it is. See
@@ -177,9 +207,17 @@ func (m *Manager) Start(ctx context.Context, id, actor string) (Server, error) {
 
 // Stop stops the server and returns it stopped. Stopping a stopped server
 // returns it as it is. A server that runs beside another live proxy
-// replica can only be stopped there: Stop returns ErrElsewhere. See
-// Manager for what a concurrent request gets.
+// replica can only be stopped there: Stop asks that replica and waits for
+// it, for at most ForwardTimeout, and returns an error wrapping
+// ErrElsewhere when it does not answer in time. See Manager for what a
+// concurrent request gets.
 func (m *Manager) Stop(ctx context.Context, id, actor string) (Server, error) {
+	return m.stop(ctx, id, actor, true)
+}
+
+// stop is Stop; a server of another live replica is asked of that replica
+// when forward is true, and is an ErrElsewhere otherwise.
+func (m *Manager) stop(ctx context.Context, id, actor string, forward bool) (Server, error) {
 	srv, err := m.reg.Get(ctx, id)
 	if err != nil {
 		return Server{}, err
@@ -192,14 +230,17 @@ func (m *Manager) Stop(ctx context.Context, id, actor string) (Server, error) {
 	if h == nil {
 		return srv, err
 	}
+	if srv.State != Stopped && srv.State != Failed && m.elsewhere(srv) && !m.lost(ctx, srv) {
+		// the owning replica takes the lock to stop it, so we let go first
+		h.end()
+		if !forward {
+			return srv, fmt.Errorf("stopping server %s: %w", srv.ID, ErrElsewhere)
+		}
+		return m.forwardStop(ctx, srv, actor)
+	}
 	defer h.end()
 	if srv.State == Stopped {
 		return srv, nil
-	}
-	if srv.State != Failed && m.elsewhere(srv) && !m.lost(ctx, srv) {
-		// TODO: forward the stop to the replica that runs the server (a
-		// request over pub/sub); until then only that replica can stop it
-		return srv, fmt.Errorf("stopping server %s: %w", srv.ID, ErrElsewhere)
 	}
 
 	ctx = context.WithoutCancel(ctx)
@@ -218,6 +259,119 @@ func (m *Manager) Stop(ctx context.Context, id, actor string) (Server, error) {
 		return failed, fmt.Errorf("stopping server %s: %w", srv.ID, err)
 	}
 	return m.transition(ctx, srv, update{State: Stopped}, actor)
+}
+
+// forwardStop asks the replica that runs srv to stop it, and waits until
+// the registry shows the outcome, for at most ForwardTimeout. It returns
+// what a local Stop would: the server stopped, or failed with an error,
+// or ErrBusy when a start got in between.
+func (m *Manager) forwardStop(ctx context.Context, srv Server, actor string) (Server, error) {
+	node := srv.Node
+	req := events.Event{Kind: events.StopRequest, Server: srv.ID, Actor: actor}
+	deadline := time.NewTimer(m.forward)
+	defer deadline.Stop()
+	poll := time.NewTicker(forwardPoll)
+	defer poll.Stop()
+
+	var sent time.Time
+	for {
+		// a request is sent again now and then: one that arrived while the
+		// owner was resubscribing is lost, and a repeated one is harmless
+		if time.Since(sent) >= forwardResend {
+			err := events.Publish(ctx, m.rdb, m.stopChannel(node), req)
+			if err != nil {
+				return srv, fmt.Errorf("stopping server %s: asking its replica: %w", srv.ID, err)
+			}
+			sent = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return srv, fmt.Errorf("stopping server %s: %w", srv.ID, ctx.Err())
+		case <-deadline.C:
+			return srv, fmt.Errorf("stopping server %s: owning replica did not answer within %s: %w",
+				srv.ID, m.forward, ErrElsewhere)
+		case <-poll.C:
+		}
+
+		cur, err := m.reg.Get(ctx, srv.ID)
+		if err != nil {
+			return srv, err
+		}
+		switch {
+		case cur.State == Stopped:
+			return cur, nil
+		case cur.State == Failed:
+			return cur, fmt.Errorf("stopping server %s: its replica reports: %s", cur.ID, cur.Reason)
+		case cur.Node != node, cur.State == Starting && cur.UpdatedAt.After(srv.UpdatedAt):
+			// stopped, and started again by another request
+			return cur, fmt.Errorf("stopping server %s: %w", cur.ID, ErrBusy)
+		case m.lost(ctx, cur):
+			// the owner went away, and its server with it: finish here
+			return m.stop(ctx, cur.ID, actor, false)
+		}
+		srv = cur
+	}
+}
+
+// serveStops carries out the stops that other replicas ask of this one
+// (see forwardStop) until ctx ends, and waits for those under way.
+func (m *Manager) serveStops(ctx context.Context) {
+	var wg sync.WaitGroup
+	sub := events.NewSubscriber(m.rdb, m.stopChannel(m.node), m.log)
+	sub.OnEvent(func(ev events.Event) {
+		// the proxy that sent it authorized the stop; only the id and the
+		// actor are taken from the request, and both are checked
+		if ev.Kind != events.StopRequest {
+			return
+		}
+		id, err := ident.ServerID(ev.Server)
+		if err != nil {
+			m.log.Warn("stop request ignored", "err", err)
+			return
+		}
+		actor := ev.Actor
+		if actor != "" {
+			if actor, err = ident.Username(actor); err != nil {
+				m.log.Warn("stop request ignored", "server", id, "err", err)
+				return
+			}
+		}
+
+		m.stopMu.Lock()
+		busy := m.stopping[id]
+		m.stopping[id] = true
+		m.stopMu.Unlock()
+		if busy {
+			return
+		}
+		wg.Go(func() {
+			defer func() {
+				m.stopMu.Lock()
+				delete(m.stopping, id)
+				m.stopMu.Unlock()
+			}()
+			m.stopRequested(ctx, id, actor)
+		})
+	})
+	sub.Run(ctx)
+	wg.Wait()
+}
+
+// stopRequested stops the server for another replica, if it runs here.
+func (m *Manager) stopRequested(ctx context.Context, id, actor string) {
+	srv, err := m.reg.Get(ctx, id)
+	if err != nil {
+		m.log.Warn("requested stop failed", "server", id, "actor", actor, "err", err)
+		return
+	}
+	if srv.Node != m.node {
+		m.log.Debug("stop request ignored", "server", id, "node", srv.Node)
+		return
+	}
+	m.log.Info("stop requested by another replica", "server", id, "actor", actor)
+	if _, err := m.stop(ctx, id, actor, false); err != nil {
+		m.log.Warn("requested stop failed", "server", id, "actor", actor, "err", err)
+	}
 }
 
 // Shutdown stops every server that runs beside this proxy process, through
@@ -395,13 +549,17 @@ func (m *Manager) beat(ctx context.Context) error {
 // Run keeps the registry true until ctx ends: it marks servers that the
 // driver reports stopped by themselves as Failed (drivers that implement
 // Watcher), sends this process's heartbeat (drivers that implement
-// Placed), and reconciles every ReconcileInterval, starting at once.
-// Run must be running wherever Start is called with a Placed driver: the
-// servers of a process without heartbeat count as lost.
+// Placed), carries out the stops other replicas ask of it (Placed too),
+// and reconciles every ReconcileInterval, starting at once. Run must be
+// running wherever Start is called with a Placed driver: the servers of a
+// process without heartbeat count as lost, and those of a process that
+// does not listen cannot be stopped from elsewhere.
 func (m *Manager) Run(ctx context.Context) {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
+	var bg sync.WaitGroup
+	if m.node != "" {
+		bg.Go(func() { m.serveStops(ctx) })
+	}
+	bg.Go(func() {
 		t := time.NewTicker(nodeTTL / 3)
 		defer t.Stop()
 		for {
@@ -414,7 +572,7 @@ func (m *Manager) Run(ctx context.Context) {
 			case <-t.C:
 			}
 		}
-	}()
+	})
 	if w, ok := m.driver.(Watcher); ok {
 		go w.Watch(ctx, func(id string, st Status) { m.exited(ctx, id, st) })
 	}
@@ -427,7 +585,7 @@ func (m *Manager) Run(ctx context.Context) {
 		}
 		select {
 		case <-ctx.Done():
-			<-done
+			bg.Wait()
 			return
 		case <-t.C:
 		}

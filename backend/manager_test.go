@@ -36,6 +36,8 @@ type replicaConfig struct {
 	lockTTL   time.Duration
 	stopGrace time.Duration
 	rdb       redis.UniversalClient
+	// forwardTimeout is the manager's ForwardTimeout
+	forwardTimeout time.Duration
 }
 
 func newReplica(t *testing.T, srv *redistest.Server, cfg replicaConfig) *replica {
@@ -61,9 +63,10 @@ func newReplica(t *testing.T, srv *redistest.Server, cfg replicaConfig) *replica
 	}
 	reg := backend.NewRegistry(rdb, backend.RegistryConfig{Log: testLog(t)})
 	m, err := backend.NewManager(rdb, reg, backend.ManagerConfig{
-		Driver:  d,
-		LockTTL: cfg.lockTTL,
-		Log:     testLog(t),
+		Driver:         d,
+		LockTTL:        cfg.lockTTL,
+		ForwardTimeout: cfg.forwardTimeout,
+		Log:            testLog(t),
 	})
 	if err != nil {
 		t.Fatalf("NewManager: %v", err)
@@ -242,10 +245,8 @@ func TestConcurrentStartFromTwoReplicas(t *testing.T) {
 	srv := redistest.Start(t)
 	count := filepath.Join(t.TempDir(), "starts")
 	flags := []string{"--delay=500ms", "--count-file=" + count}
-	replicas := []*replica{
-		newReplica(t, srv, replicaConfig{flags: flags}),
-		newReplica(t, srv, replicaConfig{flags: flags}),
-	}
+	rc := replicaConfig{flags: flags, forwardTimeout: time.Second}
+	replicas := []*replica{newReplica(t, srv, rc), newReplica(t, srv, rc)}
 	ensure(t, replicas[0], "alice")
 
 	type result struct {
@@ -281,7 +282,8 @@ func TestConcurrentStartFromTwoReplicas(t *testing.T) {
 		t.Fatalf("registry: got %s, want running", s.State)
 	}
 
-	// the replica that does not run the server cannot stop it
+	// the replica that does not run the server cannot stop it while the
+	// one that does is not listening (its Run is not running)
 	other := replicas[1]
 	if s.Node == replicas[1].driver.Node() {
 		other = replicas[0]

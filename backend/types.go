@@ -93,8 +93,9 @@ type Watcher interface {
 // Placed is implemented by drivers whose servers run beside one proxy
 // process and are out of reach of the others (the process driver). The
 // Manager records Node with each server it starts; only the manager with
-// that Node may stop it, and when that node stops sending heartbeats its
-// servers are marked Failed by whichever replica notices.
+// that Node can stop it (the others ask it to), and when that node stops
+// sending heartbeats its servers are marked Failed by whichever replica
+// notices.
 type Placed interface {
 	// Node names this driver's place, unique to this proxy process.
 	Node() string
@@ -104,8 +105,11 @@ type Placed interface {
 var (
 	ErrNotFound = errors.New("no such server")
 	ErrBusy     = errors.New("server is being started or stopped by another request")
-	// ErrElsewhere is returned by Stop for a server that runs beside
-	// another proxy replica, which alone can stop it (process driver).
+	// ErrElsewhere is returned for a server that runs beside another
+	// live proxy replica, which alone can act on it (process driver): by
+	// Stop when that replica did not carry out the stop within
+	// ManagerConfig.ForwardTimeout, by Start when that replica's start or
+	// stop of it was cut short.
 	ErrElsewhere = errors.New("server runs beside another proxy replica")
 	// ErrNotStopped is returned by Registry.Delete for a server that is
 	// not stopped.

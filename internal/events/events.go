@@ -24,6 +24,10 @@ type Kind string
 // share; ServerState a server; Logout one login session; SessionsEnded every
 // session of one user; UserChanged a user's profile (admin flag,
 // organization).
+//
+// StopRequest asks the replica that runs a server to stop it (package
+// backend); it travels on that replica's own channel, never on the events
+// channel, and carries only Server and Actor.
 const (
 	Grant         Kind = "grant"
 	Change        Kind = "change"
@@ -32,6 +36,7 @@ const (
 	Logout        Kind = "logout"
 	SessionsEnded Kind = "sessions_ended"
 	UserChanged   Kind = "user_changed"
+	StopRequest   Kind = "stop_request"
 )
 
 // Event is one change. Fields that do not apply to a Kind are empty.
