@@ -23,6 +23,12 @@ func TestSubscriberDeliversAndTracksState(t *testing.T) {
 	go sub.Run(ctx)
 
 	waitState(t, states, true)
+	// listeners hear of the subscription before Subscribed says so: they
+	// drop their caches first
+	deadline := time.Now().Add(5 * time.Second)
+	for !sub.Subscribed() && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
 	if !sub.Subscribed() {
 		t.Fatal("got Subscribed() false after subscribe, want true")
 	}
