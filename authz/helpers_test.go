@@ -11,6 +11,7 @@ import (
 
 	"github.com/studio-proxy/studio-proxy/internal/events"
 	"github.com/studio-proxy/studio-proxy/internal/redistest"
+	"github.com/studio-proxy/studio-proxy/internal/testclock"
 )
 
 // owners is a fixed table of server owners. The real registry lives in
@@ -38,26 +39,8 @@ var (
 	}
 )
 
-// clock is a settable clock for Config.Now.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock {
-	return &clock{t: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
+func newClock() *testclock.Clock {
+	return testclock.New(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
 }
 
 // env is one test's Redis, store and clock, with the users above in the
@@ -66,7 +49,7 @@ type env struct {
 	srv   *redistest.Server
 	rdb   redis.UniversalClient
 	store *Store
-	clock *clock
+	clock *testclock.Clock
 }
 
 func newEnv(t *testing.T) *env {

@@ -20,28 +20,12 @@ import (
 	"github.com/studio-proxy/studio-proxy/authz"
 	"github.com/studio-proxy/studio-proxy/internal/events"
 	"github.com/studio-proxy/studio-proxy/internal/redistest"
+	"github.com/studio-proxy/studio-proxy/internal/testclock"
 )
 
-// clock is a settable clock for a Manager; it starts at the real time, so
-// that tokens of a real provider verify.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Now()} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+// newClock returns a settable clock for a Manager; it starts at the real
+// time, so that tokens of a real provider verify.
+func newClock() *testclock.Clock { return testclock.New(time.Now()) }
 
 // noServers answers that no server exists: the sign-in tests need the
 // user directory of authz.Store, not its share table.

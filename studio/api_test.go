@@ -9,7 +9,6 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 	"github.com/studio-proxy/studio-proxy/authz"
 	"github.com/studio-proxy/studio-proxy/backend"
 	"github.com/studio-proxy/studio-proxy/internal/redistest"
+	"github.com/studio-proxy/studio-proxy/internal/testclock"
 	"github.com/studio-proxy/studio-proxy/session"
 	"github.com/studio-proxy/studio-proxy/studio"
 )
@@ -37,28 +37,10 @@ var (
 // start is when the tests' clock starts.
 var start = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 
-// clock is the tests' clock: it moves only when told.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // apiEnv is the Studio handler on a real share table and registry on a
 // private redis-server.
 type apiEnv struct {
-	clock *clock
+	clock *testclock.Clock
 	redis *redistest.Server
 	store *authz.Store
 	reg   *backend.Registry
@@ -71,7 +53,7 @@ func newAPIEnv(t *testing.T) *apiEnv {
 	// no retries: the tests that stop Redis want the refusal at once
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, MaxRetries: -1})
 	t.Cleanup(func() { rdb.Close() })
-	c := &clock{t: start}
+	c := testclock.New(start)
 	reg := backend.NewRegistry(rdb, backend.RegistryConfig{Now: c.Now})
 	store, err := authz.New(rdb, authz.Config{Owners: reg, Now: c.Now})
 	if err != nil {

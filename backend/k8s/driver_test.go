@@ -366,7 +366,7 @@ func TestStartFailures(t *testing.T) {
 			}
 
 			// later, Status tells the same story
-			e.clock.Add(tt.timeout + time.Second)
+			e.clock.Advance(tt.timeout + time.Second)
 			st, err = e.d.Status(context.Background(), spec.ID)
 			if err != nil {
 				t.Fatalf("Status: %v", err)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/studio-proxy/studio-proxy/backend"
+	"github.com/studio-proxy/studio-proxy/internal/testclock"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -23,24 +24,6 @@ import (
 const testNS = "servers"
 
 var podsGVR = schema.GroupVersionResource{Version: "v1", Resource: "pods"}
-
-// clock is a settable test clock.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 // syncBuffer is a log sink that tests may read while the driver writes.
 type syncBuffer struct {
@@ -65,7 +48,7 @@ func (b *syncBuffer) String() string {
 type env struct {
 	cs    *fake.Clientset
 	d     *Driver
-	clock *clock
+	clock *testclock.Clock
 	log   *syncBuffer
 }
 
@@ -75,7 +58,7 @@ func newEnv(t *testing.T, edit func(*Config)) *env {
 	t.Helper()
 	e := &env{
 		cs:    fake.NewClientset(),
-		clock: &clock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)},
+		clock: testclock.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)),
 		log:   &syncBuffer{},
 	}
 	cfg := Config{
