@@ -70,6 +70,12 @@ type Report struct {
 	// WebsocketPipelined is proxy over direct echoed messages per second
 	// with PipelineDepth messages in flight per connection.
 	WebsocketPipelined float64
+
+	// WebsocketNginx and WebsocketNginxPipelined are nginx over direct,
+	// ping-pong and pipelined: what a plain relay reaches on the same
+	// machine, a reference for the two above rather than a target.
+	WebsocketNginx          float64
+	WebsocketNginxPipelined float64
 }
 
 // PipelineDepth is how many messages each connection of the pipelined
@@ -77,7 +83,9 @@ type Report struct {
 const PipelineDepth = 8
 
 // Run sets up a backend, the proxy and nginx, measures them, writes a
-// table to out and returns the report.
+// table to out and returns the report. nginx is measured for HTTP and for
+// websockets; for websockets it is a reference (what a plain relay gets on
+// this machine), not a target.
 func Run(ctx context.Context, cfg Config, out io.Writer) (*Report, error) {
 	cfg = withDefaults(cfg)
 	fmt.Fprintf(out, "setting up redis, the identity provider, the proxy and nginx...\n")
@@ -136,28 +144,34 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Report, error) {
 	// websocket echo
 	fmt.Fprintf(out, "websocket echo, %d connections, %d-byte messages, %s each in %d turns:\n",
 		c, cfg.MessageSize, d, rounds)
+	wsPath := "/servers/" + benchUser + "/ws"
 	wsTargets := func(depth int) ([][]request, error) {
-		wd, err := e.wsTarget(ctx, cfg, depth, strings.Replace(e.backendURL, "http", "ws", 1)+
-			"/servers/"+benchUser+"/ws", http.Header{"Authorization": {"token " + e.secret}})
+		wd, err := e.wsTarget(ctx, cfg, depth, wsURL(e.backendURL)+wsPath,
+			http.Header{"Authorization": {"token " + e.secret}})
 		if err != nil {
 			return nil, fmt.Errorf("websocket direct: %w", err)
 		}
-		wp, err := e.wsTarget(ctx, cfg, depth, strings.Replace(e.proxyURL, "http", "ws", 1)+
-			"/servers/"+benchUser+"/ws", http.Header{"Cookie": {e.session}, "Origin": {e.proxyURL}})
+		wp, err := e.wsTarget(ctx, cfg, depth, wsURL(e.proxyURL)+wsPath,
+			http.Header{"Cookie": {e.session}, "Origin": {e.proxyURL}})
 		if err != nil {
 			return nil, fmt.Errorf("websocket through the proxy: %w", err)
 		}
-		return [][]request{wd, wp}, nil
+		wn, err := e.wsTarget(ctx, cfg, depth, wsURL(e.nginxURL)+wsPath, nil)
+		if err != nil {
+			return nil, fmt.Errorf("websocket through nginx: %w", err)
+		}
+		return [][]request{wd, wp, wn}, nil
 	}
 	targets, err = wsTargets(1)
 	if err != nil {
 		return nil, err
 	}
-	samples = turns(ctx, targets, cpus[:2], rounds, w, func(reqs []request) sample {
+	samples = turns(ctx, targets, cpus, rounds, w, func(reqs []request) sample {
 		return closedLoop(ctx, reqs, 0, slice)
 	})
 	wsd := show(summarize("websocket direct", c, 0, samples[0]))
 	wsp := show(summarize("websocket through the proxy", c, 0, samples[1]))
+	wsn := show(summarize("websocket through nginx", c, 0, samples[2]))
 
 	// the same with several messages in flight per connection; counted
 	// per message, latency per burst of PipelineDepth
@@ -167,11 +181,13 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	samples = turns(ctx, targets, cpus[:2], rounds, w, func(reqs []request) sample {
+	samples = turns(ctx, targets, cpus, rounds, w, func(reqs []request) sample {
 		return closedLoop(ctx, reqs, 0, slice)
 	})
 	wpd := show(perMessage(summarize("pipelined direct", c, 0, samples[0]), PipelineDepth))
 	wpp := show(perMessage(summarize("pipelined through the proxy", c, 0, samples[1]),
+		PipelineDepth))
+	wpn := show(perMessage(summarize("pipelined through nginx", c, 0, samples[2]),
 		PipelineDepth))
 
 	if n.PerSecond > 0 {
@@ -180,9 +196,11 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Report, error) {
 	rep.AddedP99 = pp.P99 - pd.P99
 	if wsd.PerSecond > 0 {
 		rep.Websocket = wsp.PerSecond / wsd.PerSecond
+		rep.WebsocketNginx = wsn.PerSecond / wsd.PerSecond
 	}
 	if wpd.PerSecond > 0 {
 		rep.WebsocketPipelined = wpp.PerSecond / wpd.PerSecond
+		rep.WebsocketNginxPipelined = wpn.PerSecond / wpd.PerSecond
 	}
 	rep.print(out)
 	return rep, nil
@@ -316,9 +334,17 @@ func (r *Report) print(out io.Writer) {
 		r.Websocket, TargetWebsocket, verdict(r.Websocket >= TargetWebsocket))
 	fmt.Fprintf(tw, "websocket pipelined proxy / direct\t%.2fx\t>= %.1fx\t%s\n",
 		r.WebsocketPipelined, TargetWebsocket, verdict(r.WebsocketPipelined >= TargetWebsocket))
+	fmt.Fprintf(tw, "websocket nginx / direct\t%.2fx\tnone\treference\n", r.WebsocketNginx)
+	fmt.Fprintf(tw, "websocket pipelined nginx / direct\t%.2fx\tnone\treference\n",
+		r.WebsocketNginxPipelined)
 	tw.Flush()
 	fmt.Fprintf(out, "\nmachine: %d CPUs (GOMAXPROCS %d), %s, %s/%s\n",
 		runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
+// wsURL turns an http:// base URL into a ws:// one.
+func wsURL(base string) string {
+	return "ws" + strings.TrimPrefix(base, "http")
 }
 
 func fmtDur(d time.Duration) string {

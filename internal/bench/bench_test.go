@@ -29,12 +29,33 @@ func TestRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := len(rep.Results), 10; got != want {
+	if got, want := len(rep.Results), 12; got != want {
 		t.Fatalf("got %d results, want %d", got, want)
 	}
+	names := map[string]bool{}
 	for _, r := range rep.Results {
+		names[r.Name] = true
 		if r.Count == 0 || r.Errors != 0 {
 			t.Errorf("%s: got %d requests and %d errors, want some and none", r.Name, r.Count, r.Errors)
+		}
+	}
+
+	// websockets through nginx: the upgrade reached the backend's echo
+	for _, name := range []string{"websocket through nginx", "pipelined through nginx"} {
+		if !names[name] {
+			t.Errorf("no result named %q", name)
+		}
+	}
+	ratios := []struct {
+		name string
+		got  float64
+	}{
+		{"WebsocketNginx", rep.WebsocketNginx},
+		{"WebsocketNginxPipelined", rep.WebsocketNginxPipelined},
+	}
+	for _, r := range ratios {
+		if r.got <= 0 {
+			t.Errorf("%s: got %.2f, want more than 0", r.name, r.got)
 		}
 	}
 }

@@ -38,7 +38,8 @@ const (
 
 // env is everything one benchmark run measures: a Redis, the development
 // provider, the proxy with alice signed in and her server running (a
-// demo server), and nginx in front of the same server.
+// demo server), and nginx in front of the same server, for HTTP and
+// websockets.
 type env struct {
 	log  *slog.Logger
 	dir  string
@@ -366,7 +367,8 @@ func signIn(ctx context.Context, proxyURL, user, password string) (*http.Client,
 }
 
 // startNginx runs nginx as a plain reverse proxy in front of alice's
-// server: it adds the server's token, nothing else.
+// server: it adds the server's token and forwards websocket upgrades,
+// nothing else.
 func (e *env) startNginx(ctx context.Context, cfg Config) error {
 	port, err := freePort()
 	if err != nil {
@@ -406,9 +408,12 @@ func (e *env) startNginx(ctx context.Context, cfg Config) error {
 }
 
 // nginxConf is a plain reverse proxy: keepalive to the backend, the token
-// added, the usual forwarding headers. Everything else is nginx's
-// default. Paths are all under the run's directory (-p), so nothing
-// needs root.
+// added, the usual forwarding headers, and websocket upgrades passed on
+// the usual way (HTTP/1.1, Upgrade and Connection from the client's
+// Upgrade, a long read timeout for idle sockets). A request without
+// Upgrade still sends an empty Connection, so it keeps its upstream
+// connection alive as before. Everything else is nginx's default. Paths
+// are all under the run's directory (-p), so nothing needs root.
 const nginxConf = `
 worker_processes auto;
 daemon off;
@@ -422,6 +427,10 @@ http {
 	fastcgi_temp_path %[1]s/fastcgi;
 	uwsgi_temp_path %[1]s/uwsgi;
 	scgi_temp_path %[1]s/scgi;
+	map $http_upgrade $connection_upgrade {
+		default upgrade;
+		"" "";
+	}
 	upstream backend {
 		server %[2]s;
 		keepalive 256;
@@ -431,7 +440,9 @@ http {
 		location / {
 			proxy_pass http://backend;
 			proxy_http_version 1.1;
-			proxy_set_header Connection "";
+			proxy_set_header Upgrade $http_upgrade;
+			proxy_set_header Connection $connection_upgrade;
+			proxy_read_timeout 1h;
 			proxy_set_header Host $host;
 			proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
 			proxy_set_header X-Forwarded-Proto $scheme;
