@@ -322,3 +322,12 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 		return fmt.Errorf("closing websockets: %w", ctx.Err())
 	}
 }
+
+// Fast reports whether r may be served by a request loop that runs the
+// handler without net/http's server (package internal/h1): requests to
+// servers, but not the proxy's own routes, whose handlers (sign-in, the
+// Studio page and its API) are left with net/http's full behaviour.
+func (p *Proxy) Fast(r *http.Request) bool {
+	rt, err := parsePath(r.URL.EscapedPath(), p.prefix)
+	return err == nil && rt.kind != routeOwn
+}

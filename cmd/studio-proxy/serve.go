@@ -24,6 +24,7 @@ import (
 	"github.com/studio-proxy/studio-proxy/backend/k8s"
 	"github.com/studio-proxy/studio-proxy/backend/process"
 	"github.com/studio-proxy/studio-proxy/internal/events"
+	"github.com/studio-proxy/studio-proxy/internal/h1"
 	"github.com/studio-proxy/studio-proxy/proxy"
 	"github.com/studio-proxy/studio-proxy/session"
 	"github.com/studio-proxy/studio-proxy/studio"
@@ -53,7 +54,11 @@ type serveConfig struct {
 	Driver backend.Driver
 	// ShutdownTimeout bounds draining requests and websockets at exit.
 	ShutdownTimeout time.Duration
-	Log             *slog.Logger
+	// NetHTTPOnly serves every request with net/http's server; false
+	// serves plain GETs and HEADs to servers with the request loop of
+	// package h1, which costs less CPU per request.
+	NetHTTPOnly bool
+	Log         *slog.Logger
 	// Ready, when set, is called with the proxy's listen address once it
 	// serves.
 	Ready func(addr string)
@@ -102,6 +107,7 @@ type serveFlags struct {
 	startWait, pingInterval        time.Duration
 	maxMessage                     int64
 	shutdownTimeout                time.Duration
+	fastHTTP                       bool
 
 	driver                                  string
 	serverCommand, serverRoot, serverLogDir string
@@ -166,6 +172,10 @@ func addServeFlags(fs *flag.FlagSet) *serveFlags {
 		"largest websocket message relayed, in bytes")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second,
 		"how long requests may take to finish at shutdown")
+	fs.BoolVar(&f.fastHTTP, "fast-http", true,
+		"serve plain GET and HEAD requests to servers with the proxy's own HTTP/1.1 "+
+			"request loop, which costs less CPU than net/http's server; false serves "+
+			"everything with net/http")
 
 	fs.StringVar(&f.driver, "driver", "process",
 		"how servers run: process (child processes on this machine) or kubernetes (a pod each)")
@@ -267,6 +277,7 @@ func (f *serveFlags) config(keyPrefix string, log *slog.Logger) (serveConfig, er
 		},
 		Driver:          driver,
 		ShutdownTimeout: f.shutdownTimeout,
+		NetHTTPOnly:     !f.fastHTTP,
 		Log:             log,
 	}, nil
 }
@@ -409,8 +420,12 @@ func runProxy(ctx context.Context, rdb redis.UniversalClient, sc serveConfig) er
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	var main server = &h1.Server{Handler: p, Fast: p.Fast, Fallback: srv, Log: log}
+	if sc.NetHTTPOnly {
+		main = srv
+	}
 	errc := make(chan error, 2)
-	go func() { errc <- srv.Serve(l) }()
+	go func() { errc <- main.Serve(l) }()
 	var msrv *http.Server
 	if sc.MetricsListen != "" {
 		ml, err := net.Listen("tcp", sc.MetricsListen)
@@ -431,14 +446,22 @@ func runProxy(ctx context.Context, rdb redis.UniversalClient, sc serveConfig) er
 
 	select {
 	case err := <-errc:
-		srv.Close()
+		main.Close()
 		if msrv != nil {
 			msrv.Close()
 		}
 		return fmt.Errorf("serving: %w", err)
 	case <-ctx.Done():
 	}
-	return shutdown(sc, srv, msrv, p, mgr, log)
+	return shutdown(sc, main, msrv, p, mgr, log)
+}
+
+// server is the proxy's HTTP server: an *h1.Server, or an *http.Server
+// alone with --fast-http=false.
+type server interface {
+	Serve(net.Listener) error
+	Shutdown(context.Context) error
+	Close() error
 }
 
 // newSessions connects the sign-in to the provider, retrying while the
@@ -472,7 +495,8 @@ func newSessions(
 // are stopped with it.
 func shutdown(
 	sc serveConfig,
-	srv, msrv *http.Server,
+	srv server,
+	msrv *http.Server,
 	p *proxy.Proxy,
 	mgr *backend.Manager,
 	log *slog.Logger,

@@ -261,10 +261,11 @@ func (e *env) startProxyProcess(ctx context.Context, cfg Config) error {
 		"--server-log-dir", filepath.Join(e.dir, "logs"),
 		"--log-level", "error",
 	)
-	// the Go runtime's tuning passes through: GOGC=200 studio-proxy bench
-	// measures the proxy with GOGC=200
+	// the Go runtime's tuning and the request loop's switch pass through:
+	// GOGC=200 studio-proxy bench measures the proxy with GOGC=200, and
+	// STUDIO_FAST_HTTP=false measures it with net/http's server alone
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + e.dir}
-	for _, k := range []string{"GOGC", "GOMEMLIMIT", "GOMAXPROCS"} {
+	for _, k := range []string{"GOGC", "GOMEMLIMIT", "GOMAXPROCS", "STUDIO_FAST_HTTP"} {
 		if v, ok := os.LookupEnv(k); ok {
 			cmd.Env = append(cmd.Env, k+"="+v)
 		}

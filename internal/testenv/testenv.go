@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -19,6 +20,7 @@ import (
 	"github.com/studio-proxy/studio-proxy/backend"
 	"github.com/studio-proxy/studio-proxy/internal/devidp"
 	"github.com/studio-proxy/studio-proxy/internal/events"
+	"github.com/studio-proxy/studio-proxy/internal/h1"
 	"github.com/studio-proxy/studio-proxy/internal/redistest"
 	"github.com/studio-proxy/studio-proxy/proxy"
 	"github.com/studio-proxy/studio-proxy/session"
@@ -87,8 +89,11 @@ type Env struct {
 // Replica is one proxy replica and the stores it was built from.
 type Replica struct {
 	// URL is where the replica listens, "http://127.0.0.1:port".
-	URL      string
-	Server   *httptest.Server
+	URL string
+	// Server serves the replica as serve does: the request loop of
+	// package h1, with a net/http server behind it.
+	Server   *h1.Server
+	Listener net.Listener
 	Proxy    *proxy.Proxy
 	Redis    redis.UniversalClient
 	Events   *events.Subscriber
@@ -131,9 +136,11 @@ func Start(t testing.TB, opts Options) *Env {
 	// listeners first: the provider needs the proxy's redirect URI, the
 	// sessions need the provider
 	for range n {
-		hs := httptest.NewUnstartedServer(nil)
-		addr := "http://" + hs.Listener.Addr().String()
-		e.Replicas = append(e.Replicas, &Replica{Server: hs, URL: addr})
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("listening: %v", err)
+		}
+		e.Replicas = append(e.Replicas, &Replica{Listener: l, URL: "http://" + l.Addr().String()})
 	}
 	e.ExternalURL = e.Replicas[0].URL
 	e.startIDP(t, opts.Users)
@@ -256,13 +263,23 @@ func (e *Env) startReplica(
 		t.Fatal("events subscriber not ready after 10s")
 	}
 
-	r.Server.Config.Handler = r.Proxy
-	r.Server.Start()
+	r.Server = &h1.Server{
+		Handler:  r.Proxy,
+		Fast:     r.Proxy.Fast,
+		Fallback: &http.Server{Handler: r.Proxy, ErrorLog: slog.NewLogLogger(e.Log.Handler(), slog.LevelWarn)},
+		Log:      e.Log,
+	}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		r.Server.Serve(r.Listener)
+	}()
 	t.Cleanup(func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		r.Proxy.Shutdown(sctx)
 		r.Server.Close()
+		<-served
 	})
 }
 
