@@ -1,0 +1,802 @@
+package proxy_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha1"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/studio-proxy/studio-proxy/backend"
+	"github.com/studio-proxy/studio-proxy/internal/testenv"
+	"github.com/studio-proxy/studio-proxy/proxy"
+)
+
+// These tests pin down what the websocket relay does, whatever it is
+// built from: each runs a backend whose websocket side the test writes
+// itself, behind one proxy replica, and a gorilla client in front.
+
+// relayWait bounds every wait for the relay. It answers in
+// milliseconds; the bound only catches a relay that hangs.
+const relayWait = 10 * time.Second
+
+// closeBadGateway is the close code a client gets when the backend's
+// connection broke.
+const closeBadGateway = 1014
+
+// TestWebsocketEcho: messages of every kind and size cross the relay
+// both ways intact, with their type, also when the client sends them in
+// several frames.
+func TestWebsocketEcho(t *testing.T) {
+	env, alice := relayEnv(t, accept(nil, echo), func(cfg *proxy.Config) {
+		cfg.MaxMessageSize = 2 << 20
+	})
+	big := make([]byte, 1<<20)
+	for i := range big {
+		big[i] = byte(i % 251)
+	}
+	// multi-byte characters straddle the frame boundaries
+	accents := strings.Repeat("héllo wörld ✓ ", 80)
+
+	tests := []struct {
+		name string
+		kind int
+		msg  []byte
+		// frame, when set, is the client's write buffer: it sends the
+		// message in frames of that many bytes
+		frame int
+	}{
+		{"text", websocket.TextMessage, []byte("hello"), 0},
+		{"binary", websocket.BinaryMessage, []byte{0, 1, 2, 0xff}, 0},
+		{"empty text", websocket.TextMessage, []byte{}, 0},
+		{"empty binary", websocket.BinaryMessage, []byte{}, 0},
+		{"1 MiB", websocket.BinaryMessage, big, 0},
+		{"fragmented text", websocket.TextMessage, []byte(accents), 64},
+		{"fragmented binary", websocket.BinaryMessage, big[:5000], 64},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var writes atomic.Int64
+			d := &websocket.Dialer{WriteBufferSize: tt.frame}
+			if tt.frame > 0 {
+				d.NetDialContext = countWrites(&writes)
+			}
+			c := dialRelay(t, env, alice, d)
+
+			before := writes.Load()
+			if err := c.WriteMessage(tt.kind, tt.msg); err != nil {
+				t.Fatalf("sending: %v", err)
+			}
+			if n := writes.Load() - before; tt.frame > 0 && n < 2 {
+				t.Fatalf("the client sent the message in %d writes, want several frames", n)
+			}
+			kind, got := read(t, c)
+			if kind != tt.kind || !bytes.Equal(got, tt.msg) {
+				t.Errorf("got type %d, %d bytes %.40q, want type %d, %d bytes %.40q",
+					kind, len(got), got, tt.kind, len(tt.msg), tt.msg)
+			}
+		})
+	}
+}
+
+// TestWebsocketSubprotocol: the backend chooses among the subprotocols
+// the client offered, and the client is told its choice.
+func TestWebsocketSubprotocol(t *testing.T) {
+	offers := make(chan []string, 1)
+	serve := func(c *websocket.Conn, r *http.Request) {
+		offers <- websocket.Subprotocols(r)
+		echo(c, r)
+	}
+	env, alice := relayEnv(t, accept([]string{"b"}, serve), nil)
+
+	tests := []struct {
+		name  string
+		offer []string
+		want  string
+	}{
+		{"backend chooses b", []string{"a", "b"}, "b"},
+		{"backend chooses none", []string{"a", "c"}, ""},
+		{"none offered", nil, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := dialRelay(t, env, alice, &websocket.Dialer{Subprotocols: tt.offer})
+			if got := c.Subprotocol(); got != tt.want {
+				t.Errorf("client got subprotocol %q, want %q", got, tt.want)
+			}
+			select {
+			case got := <-offers:
+				if !slices.Equal(got, tt.offer) {
+					t.Errorf("backend was offered %q, want %q", got, tt.offer)
+				}
+			case <-time.After(relayWait):
+				t.Fatal("backend saw no upgrade")
+			}
+		})
+	}
+}
+
+// TestWebsocketCloseCodes: a close frame crosses the relay with its code
+// and reason, either way, and the other side's answer comes back.
+func TestWebsocketCloseCodes(t *testing.T) {
+	conns := make(chan *websocket.Conn, 1)
+	env, alice := relayEnv(t, accept(nil, handTo(conns)), nil)
+
+	t.Run("client closes", func(t *testing.T) {
+		c := dialRelay(t, env, alice, nil)
+		b := next(t, conns)
+		// the backend answers with its own reason, to tell its answer
+		// from an echo made up on the way
+		b.SetCloseHandler(func(int, string) error { return nil })
+
+		sendClose(t, c, 4001, "bye")
+		ce := readClose(t, b)
+		if ce.Code != 4001 || ce.Text != "bye" {
+			t.Errorf("backend got close %d %q, want 4001 \"bye\"", ce.Code, ce.Text)
+		}
+		sendClose(t, b, 4001, "ack")
+		ce = readClose(t, c)
+		if ce.Code != 4001 || ce.Text != "ack" {
+			t.Errorf("client got close %d %q, want the backend's 4001 \"ack\"",
+				ce.Code, ce.Text)
+		}
+	})
+
+	t.Run("backend closes", func(t *testing.T) {
+		c := dialRelay(t, env, alice, nil)
+		b := next(t, conns)
+
+		sendClose(t, b, 4002, "done")
+		// the client answers as gorilla does, with the same code
+		ce := readClose(t, c)
+		if ce.Code != 4002 || ce.Text != "done" {
+			t.Errorf("client got close %d %q, want 4002 \"done\"", ce.Code, ce.Text)
+		}
+		if ce := readClose(t, b); ce.Code != 4002 {
+			t.Errorf("backend got close %d %q, want the client's answer 4002",
+				ce.Code, ce.Text)
+		}
+	})
+}
+
+// TestWebsocketSizeLimit: a message of MaxMessageSize bytes passes; one
+// byte more is not delivered, and both sides get a close 1009.
+func TestWebsocketSizeLimit(t *testing.T) {
+	const limit = 1024
+	conns := make(chan *websocket.Conn, 1)
+	env, alice := relayEnv(t, accept(nil, handTo(conns)), func(cfg *proxy.Config) {
+		cfg.MaxMessageSize = limit
+	})
+
+	tests := []struct {
+		name string
+		// fromClient: the client sends the message, else the backend
+		fromClient bool
+		size       int
+		// frame, when set, sends the message in frames of that many
+		// bytes
+		frame int
+		// tooBig: the message must not arrive, and both sides get 1009
+		tooBig bool
+		skip   string
+	}{
+		{name: "client at the limit", fromClient: true, size: limit},
+		{name: "client fragmented at the limit", fromClient: true, size: limit, frame: 64},
+		{name: "client over the limit", fromClient: true, size: limit + 1, tooBig: true},
+		{name: "client fragmented over the limit", fromClient: true, size: 2 * limit,
+			frame: 64, tooBig: true,
+			skip: "TODO: the relay delivers the first MaxMessageSize bytes of a " +
+				"fragmented message that grows over the limit to the backend as " +
+				"a whole message (pump closes its writer after the read error), " +
+				"before the close 1009"},
+		{name: "backend at the limit", size: limit},
+		{name: "backend fragmented at the limit", size: limit, frame: 64},
+		{name: "backend over the limit", size: limit + 1, tooBig: true},
+		{name: "backend fragmented over the limit", size: 2 * limit, frame: 64, tooBig: true,
+			skip: "TODO: the relay delivers the first MaxMessageSize bytes of a " +
+				"fragmented message that grows over the limit to the client as a " +
+				"whole message (pump closes its writer after the read error), " +
+				"before the close 1009"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.skip != "" {
+				t.Skip(tt.skip)
+			}
+			d := &websocket.Dialer{}
+			if tt.fromClient {
+				d.WriteBufferSize = tt.frame
+			}
+			c := dialRelay(t, env, alice, d)
+			b := next(t, conns)
+			msg := bytes.Repeat([]byte("x"), tt.size)
+
+			// send; the backend writes its fragments by hand
+			from, to := b, c
+			if tt.fromClient {
+				from, to = c, b
+			}
+			switch {
+			case tt.fromClient || tt.frame == 0:
+				if err := from.WriteMessage(websocket.TextMessage, msg); err != nil {
+					t.Fatalf("sending: %v", err)
+				}
+			default:
+				writeFragments(t, b, msg, tt.frame)
+			}
+
+			if !tt.tooBig {
+				kind, got := read(t, to)
+				if kind != websocket.TextMessage || !bytes.Equal(got, msg) {
+					t.Errorf("got type %d, %d bytes, want the %d bytes sent", kind, len(got),
+						len(msg))
+				}
+				return
+			}
+			// the receiver's first read is the close: nothing of the
+			// message arrived
+			to.SetReadDeadline(time.Now().Add(relayWait))
+			_, got, err := to.ReadMessage()
+			var ce *websocket.CloseError
+			if !errors.As(err, &ce) {
+				t.Fatalf("receiver got %d bytes, err %v, want a close 1009 and no message",
+					len(got), err)
+			}
+			if ce.Code != websocket.CloseMessageTooBig {
+				t.Errorf("receiver got close %d %q, want 1009", ce.Code, ce.Text)
+			}
+			if ce := readClose(t, from); ce.Code != websocket.CloseMessageTooBig {
+				t.Errorf("sender got close %d %q, want 1009", ce.Code, ce.Text)
+			}
+		})
+	}
+}
+
+// TestWebsocketKeepalive: the proxy pings the client; one that answers
+// stays connected, one that does not is dropped and the backend told.
+func TestWebsocketKeepalive(t *testing.T) {
+	// long enough that a busy machine answers a ping within it
+	const interval = 200 * time.Millisecond
+	conns := make(chan *websocket.Conn, 1)
+	env, alice := relayEnv(t, accept(nil, handTo(conns)), func(cfg *proxy.Config) {
+		cfg.PingInterval = interval
+	})
+
+	t.Run("client that reads", func(t *testing.T) {
+		c := dialRelay(t, env, alice, nil)
+		b := next(t, conns)
+		go echo(b, nil)
+
+		// gorilla answers pings while it reads; count them
+		pings := make(chan struct{}, 100)
+		c.SetPingHandler(func(data string) error {
+			c.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(relayWait))
+			select {
+			case pings <- struct{}{}:
+			default:
+			}
+			return nil
+		})
+		msgs, ended := readAll(c)
+
+		// six pings: more than five intervals with nothing but pongs
+		timeout := time.After(relayWait)
+		for n := 0; n < 6; n++ {
+			select {
+			case <-pings:
+			case err := <-ended:
+				t.Fatalf("connection ended after %d pings: %v", n, err)
+			case <-timeout:
+				t.Fatalf("got %d pings in %v, want 6", n, relayWait)
+			}
+		}
+		if err := c.WriteMessage(websocket.TextMessage, []byte("still here")); err != nil {
+			t.Fatalf("sending: %v", err)
+		}
+		select {
+		case msg := <-msgs:
+			if string(msg) != "still here" {
+				t.Errorf("got %q, want the echo \"still here\"", msg)
+			}
+		case err := <-ended:
+			t.Fatalf("connection ended: %v", err)
+		case <-timeout:
+			t.Fatal("no echo")
+		}
+	})
+
+	t.Run("client that does not read", func(t *testing.T) {
+		dialRelay(t, env, alice, nil)
+		b := next(t, conns)
+		b.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, _, err := b.ReadMessage()
+		if !closedWith(err, websocket.CloseGoingAway, websocket.CloseAbnormalClosure) {
+			t.Errorf("backend read: got %v, want close 1001 or the connection's end", err)
+		}
+	})
+}
+
+// TestWebsocketBackendPing: the backend's ping is answered with its
+// payload, and reaches the client.
+func TestWebsocketBackendPing(t *testing.T) {
+	conns := make(chan *websocket.Conn, 1)
+	env, alice := relayEnv(t, accept(nil, handTo(conns)), nil)
+
+	t.Run("backend gets its pong", func(t *testing.T) {
+		c := dialRelay(t, env, alice, nil)
+		b := next(t, conns)
+		readAll(c)
+		pongs := make(chan string, 1)
+		b.SetPongHandler(func(data string) error { pongs <- data; return nil })
+		readAll(b)
+
+		if err := b.WriteControl(websocket.PingMessage, []byte("x"),
+			time.Now().Add(relayWait)); err != nil {
+			t.Fatalf("pinging: %v", err)
+		}
+		select {
+		case got := <-pongs:
+			if got != "x" {
+				t.Errorf("backend got pong %q, want \"x\"", got)
+			}
+		case <-time.After(relayWait):
+			t.Fatal("backend got no pong")
+		}
+	})
+
+	t.Run("client sees the ping", func(t *testing.T) {
+		t.Skip("TODO: the relay answers the backend's pings itself (gorilla's " +
+			"default ping handler on the backend connection) and passes none on, " +
+			"so the client never sees them")
+		c := dialRelay(t, env, alice, nil)
+		b := next(t, conns)
+		seen := make(chan string, 1)
+		c.SetPingHandler(func(data string) error {
+			seen <- data
+			return c.WriteControl(websocket.PongMessage, []byte(data),
+				time.Now().Add(relayWait))
+		})
+		readAll(c)
+		readAll(b)
+
+		if err := b.WriteControl(websocket.PingMessage, []byte("x"),
+			time.Now().Add(relayWait)); err != nil {
+			t.Fatalf("pinging: %v", err)
+		}
+		select {
+		case got := <-seen:
+			if got != "x" {
+				t.Errorf("client saw ping %q, want \"x\"", got)
+			}
+		case <-time.After(relayWait):
+			t.Fatal("client saw no ping")
+		}
+	})
+}
+
+// TestWebsocketBackendDies: a backend connection that breaks without a
+// close frame gets the client a close 1014.
+func TestWebsocketBackendDies(t *testing.T) {
+	conns := make(chan *websocket.Conn, 1)
+	env, alice := relayEnv(t, accept(nil, handTo(conns)), nil)
+	c := dialRelay(t, env, alice, nil)
+	b := next(t, conns)
+
+	b.NetConn().Close()
+	if code, reason := rawClose(t, c); code != closeBadGateway {
+		t.Errorf("client got close %d %q, want %d", code, reason, closeBadGateway)
+	}
+}
+
+// TestWebsocketClientDies: a client connection that breaks without a
+// close frame gets the backend a close 1001, or its connection's end.
+func TestWebsocketClientDies(t *testing.T) {
+	conns := make(chan *websocket.Conn, 1)
+	env, alice := relayEnv(t, accept(nil, handTo(conns)), nil)
+	c := dialRelay(t, env, alice, nil)
+	b := next(t, conns)
+
+	c.NetConn().Close()
+	b.SetReadDeadline(time.Now().Add(relayWait))
+	_, _, err := b.ReadMessage()
+	if !closedWith(err, websocket.CloseGoingAway, websocket.CloseAbnormalClosure) {
+		t.Errorf("backend read: got %v, want close 1001 or the connection's end", err)
+	}
+}
+
+// TestWebsocketEarlyData: a message the backend sends the moment it
+// upgraded, even in the same write as its 101, reaches the client.
+func TestWebsocketEarlyData(t *testing.T) {
+	tests := []struct {
+		name    string
+		backend http.Handler
+	}{
+		{"after the upgrade", accept(nil, func(c *websocket.Conn, _ *http.Request) {
+			c.WriteMessage(websocket.TextMessage, []byte("hello"))
+			echo(c, nil)
+		})},
+		{"with the 101", http.HandlerFunc(upgradeWithHello)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env, alice := relayEnv(t, tt.backend, nil)
+			c := dialRelay(t, env, alice, nil)
+			kind, msg := read(t, c)
+			if kind != websocket.TextMessage || string(msg) != "hello" {
+				t.Errorf("got type %d %q, want text \"hello\"", kind, msg)
+			}
+		})
+	}
+}
+
+// TestWebsocketConcurrent: many connections relaying at once keep their
+// messages apart and in order.
+func TestWebsocketConcurrent(t *testing.T) {
+	const conns, messages = 8, 200
+	env, alice := relayEnv(t, accept(nil, echo), nil)
+	cs := make([]*websocket.Conn, conns)
+	for i := range cs {
+		cs[i] = dialRelay(t, env, alice, nil)
+	}
+
+	// each connection writes all its messages while it reads the echoes
+	message := func(i, j int) (int, []byte) {
+		msg := fmt.Appendf(nil, "conn %d message %d %s", i, j, strings.Repeat("*", j))
+		if j%2 == 1 {
+			return websocket.BinaryMessage, msg
+		}
+		return websocket.TextMessage, msg
+	}
+	var wg sync.WaitGroup
+	for i, c := range cs {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			for j := range messages {
+				if err := c.WriteMessage(message(i, j)); err != nil {
+					t.Errorf("conn %d: sending message %d: %v", i, j, err)
+					return
+				}
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			c.SetReadDeadline(time.Now().Add(relayWait))
+			for j := range messages {
+				kind, got, err := c.ReadMessage()
+				if err != nil {
+					t.Errorf("conn %d: reading message %d: %v", i, j, err)
+					return
+				}
+				if wantKind, want := message(i, j); kind != wantKind || !bytes.Equal(got, want) {
+					t.Errorf("conn %d: got type %d %q, want type %d %q", i, kind, got,
+						wantKind, want)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// relayEnv starts an installation of one replica whose every server is
+// h, with alice signed in and her server running. cfg, when set,
+// adjusts the proxy's configuration.
+func relayEnv(
+	t *testing.T,
+	h http.Handler,
+	cfg func(*proxy.Config),
+) (*testenv.Env, *http.Client) {
+	t.Helper()
+	ts := httptest.NewServer(h)
+	t.Cleanup(ts.Close)
+	opts := testenv.Options{Driver: &handlerDriver{addr: ts.URL, running: map[string]bool{}}}
+	if cfg != nil {
+		opts.Proxy = func(_ *testenv.Replica, c *proxy.Config) { cfg(c) }
+	}
+	env := testenv.Start(t, opts)
+	alice := env.Login(t, "alice")
+	env.StartServer(t, "alice", "alice")
+	return env, alice
+}
+
+// handlerDriver is a backend.Driver whose servers are all one HTTP
+// server, running from the start: a backend a test writes itself.
+type handlerDriver struct {
+	addr string
+
+	mu      sync.Mutex
+	running map[string]bool
+}
+
+func (d *handlerDriver) Start(ctx context.Context, spec backend.Spec) (backend.Status, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.running[spec.ID] = true
+	return backend.Status{State: backend.Running, Addr: d.addr}, nil
+}
+
+func (d *handlerDriver) Stop(ctx context.Context, id string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.running, id)
+	return nil
+}
+
+func (d *handlerDriver) Status(ctx context.Context, id string) (backend.Status, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.running[id] {
+		return backend.Status{State: backend.Running, Addr: d.addr}, nil
+	}
+	return backend.Status{State: backend.Stopped}, nil
+}
+
+// accept returns a backend that upgrades every websocket, choosing the
+// first subprotocol offered that is in protocols, and hands it to serve.
+func accept(protocols []string, serve func(*websocket.Conn, *http.Request)) http.Handler {
+	up := websocket.Upgrader{
+		// the proxy checked the Origin
+		CheckOrigin: func(*http.Request) bool { return true },
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var h http.Header
+		for _, p := range websocket.Subprotocols(r) {
+			if slices.Contains(protocols, p) {
+				h = http.Header{"Sec-Websocket-Protocol": {p}}
+				break
+			}
+		}
+		c, err := up.Upgrade(w, r, h)
+		if err != nil {
+			return // the upgrader answered
+		}
+		serve(c, r)
+	})
+}
+
+// echo sends every message back until the connection ends; gorilla
+// answers a close frame with its code.
+func echo(c *websocket.Conn, _ *http.Request) {
+	defer c.Close()
+	for {
+		kind, msg, err := c.ReadMessage()
+		if err != nil {
+			return
+		}
+		if err := c.WriteMessage(kind, msg); err != nil {
+			return
+		}
+	}
+}
+
+// handTo returns a serve function that leaves each connection to the
+// test, through conns.
+func handTo(conns chan<- *websocket.Conn) func(*websocket.Conn, *http.Request) {
+	return func(c *websocket.Conn, _ *http.Request) {
+		select {
+		case conns <- c:
+		case <-time.After(relayWait):
+			c.Close()
+		}
+	}
+}
+
+// next returns the backend's side of the websocket the test just
+// opened.
+func next(t *testing.T, conns <-chan *websocket.Conn) *websocket.Conn {
+	t.Helper()
+	select {
+	case c := <-conns:
+		t.Cleanup(func() { c.Close() })
+		return c
+	case <-time.After(relayWait):
+		t.Fatal("backend got no websocket")
+		return nil
+	}
+}
+
+// upgradeWithHello upgrades by hand and sends a text message "hello" in
+// the same write as the 101, then holds the connection until the proxy
+// sends something (its close frame).
+func upgradeWithHello(w http.ResponseWriter, r *http.Request) {
+	sum := sha1.Sum([]byte(r.Header.Get("Sec-Websocket-Key") +
+		"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	var b bytes.Buffer
+	b.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n" +
+		"Connection: Upgrade\r\nSec-WebSocket-Accept: " +
+		base64.StdEncoding.EncodeToString(sum[:]) + "\r\n\r\n")
+	b.Write(frame(0x81, []byte("hello")))
+	if _, err := conn.Write(b.Bytes()); err != nil {
+		return
+	}
+	conn.SetReadDeadline(time.Now().Add(2 * relayWait))
+	brw.ReadByte()
+}
+
+// frame returns an unmasked (server's) frame of up to 125 bytes: op
+// carries the FIN bit and the opcode.
+func frame(op byte, payload []byte) []byte {
+	return append([]byte{op, byte(len(payload))}, payload...)
+}
+
+// writeFragments sends msg from the backend c as a text message in
+// frames of size bytes (at most 125), written past gorilla.
+func writeFragments(t *testing.T, c *websocket.Conn, msg []byte, size int) {
+	t.Helper()
+	var b bytes.Buffer
+	op := byte(websocket.TextMessage)
+	for len(msg) > size {
+		b.Write(frame(op, msg[:size]))
+		msg, op = msg[size:], 0
+	}
+	b.Write(frame(0x80|op, msg))
+	if _, err := c.NetConn().Write(b.Bytes()); err != nil {
+		t.Fatalf("sending fragments: %v", err)
+	}
+}
+
+// dialRelay opens a websocket to alice's server through the proxy with
+// d (nil for gorilla's defaults), as alice's page would.
+func dialRelay(
+	t *testing.T,
+	env *testenv.Env,
+	alice *http.Client,
+	d *websocket.Dialer,
+) *websocket.Conn {
+	t.Helper()
+	if d == nil {
+		d = &websocket.Dialer{}
+	}
+	d.Jar = alice.Jar
+	d.HandshakeTimeout = relayWait
+	u := "ws" + strings.TrimPrefix(env.ExternalURL, "http") + "/servers/alice/ws"
+	c, resp, err := d.Dial(u, http.Header{"Origin": {env.ExternalURL}})
+	if err != nil {
+		t.Fatalf("dialing: %v %v", err, resp)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// countWrites returns a dial function whose connections count their
+// writes in n.
+func countWrites(n *atomic.Int64) func(context.Context, string, string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		var d net.Dialer
+		c, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &countingConn{Conn: c, n: n}, nil
+	}
+}
+
+type countingConn struct {
+	net.Conn
+	n *atomic.Int64
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	c.n.Add(1)
+	return c.Conn.Write(p)
+}
+
+// read returns the next message on c, failing t when none comes.
+func read(t *testing.T, c *websocket.Conn) (int, []byte) {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(relayWait))
+	kind, msg, err := c.ReadMessage()
+	if err != nil {
+		t.Fatalf("reading: %v", err)
+	}
+	return kind, msg
+}
+
+// readAll reads c in the background, as a peer that answers pings and
+// closes does; it passes on the messages and the error that ended it.
+func readAll(c *websocket.Conn) (<-chan []byte, <-chan error) {
+	msgs := make(chan []byte, 100)
+	ended := make(chan error, 1)
+	go func() {
+		for {
+			_, msg, err := c.ReadMessage()
+			if err != nil {
+				ended <- err
+				return
+			}
+			msgs <- msg
+		}
+	}()
+	return msgs, ended
+}
+
+// sendClose sends a close frame with code and reason.
+func sendClose(t *testing.T, c *websocket.Conn, code int, reason string) {
+	t.Helper()
+	err := c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason),
+		time.Now().Add(relayWait))
+	if err != nil {
+		t.Fatalf("sending close %d: %v", code, err)
+	}
+}
+
+// readClose reads c until its close frame, failing t when the
+// connection ends without one.
+func readClose(t *testing.T, c *websocket.Conn) *websocket.CloseError {
+	t.Helper()
+	return waitClose(t, c, relayWait)
+}
+
+// rawClose reads what the proxy sends the client c past gorilla, which
+// takes a close code it does not know (1014 among them) for a protocol
+// error, and returns the code and reason of the first close frame.
+func rawClose(t *testing.T, c *websocket.Conn) (int, string) {
+	t.Helper()
+	nc := c.NetConn()
+	nc.SetReadDeadline(time.Now().Add(relayWait))
+	br := bufio.NewReader(nc)
+	for {
+		// a server's frames are unmasked
+		var h [2]byte
+		if _, err := io.ReadFull(br, h[:]); err != nil {
+			t.Fatalf("reading a frame: %v", err)
+		}
+		n := uint64(h[1] & 0x7f)
+		switch n {
+		case 126:
+			var b [2]byte
+			if _, err := io.ReadFull(br, b[:]); err != nil {
+				t.Fatalf("reading a frame: %v", err)
+			}
+			n = uint64(binary.BigEndian.Uint16(b[:]))
+		case 127:
+			var b [8]byte
+			if _, err := io.ReadFull(br, b[:]); err != nil {
+				t.Fatalf("reading a frame: %v", err)
+			}
+			n = binary.BigEndian.Uint64(b[:])
+		}
+		if h[0]&0x0f != websocket.CloseMessage {
+			if _, err := io.CopyN(io.Discard, br, int64(n)); err != nil {
+				t.Fatalf("reading a frame: %v", err)
+			}
+			continue
+		}
+		payload := make([]byte, n)
+		if _, err := io.ReadFull(br, payload); err != nil {
+			t.Fatalf("reading a close frame: %v", err)
+		}
+		if len(payload) < 2 {
+			return websocket.CloseNoStatusReceived, ""
+		}
+		return int(binary.BigEndian.Uint16(payload)), string(payload[2:])
+	}
+}
+
+// closedWith reports whether err is a close with one of codes (1006
+// standing for a connection that ended without a close frame).
+func closedWith(err error, codes ...int) bool {
+	var ce *websocket.CloseError
+	return errors.As(err, &ce) && slices.Contains(codes, ce.Code)
+}
