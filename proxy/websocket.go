@@ -1,15 +1,22 @@
 package proxy
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/sha1"
+	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
-	"sync"
+	"net/url"
+	"slices"
+	"strings"
 	"time"
-
-	"github.com/gorilla/websocket"
 )
 
 // closeGrace is how long the proxy waits for the close handshake to
@@ -35,10 +42,11 @@ var handshakeHeaders = map[string]bool{
 	"Content-Length":           true,
 }
 
-// serveWebsocket dials the backend first, with the client's subprotocols,
-// and only then upgrades the client with the subprotocol the backend
-// chose: a backend that cannot be reached gets the client an HTTP error,
-// not an upgraded connection that dies at once.
+// serveWebsocket checks the client's handshake, dials the backend with
+// the client's subprotocols, and only then upgrades the client with the
+// subprotocol the backend chose: a backend that cannot be reached gets
+// the client an HTTP error, not an upgraded connection that dies at once.
+// After the upgrade the relay passes frames through (wsrelay.go).
 func (p *Proxy) serveWebsocket(
 	ctx context.Context,
 	w http.ResponseWriter,
@@ -47,16 +55,16 @@ func (p *Proxy) serveWebsocket(
 	rt route,
 	e serverEntry,
 ) {
+	accept, pr := clientHandshake(r)
+	if pr != nil {
+		p.fail(w, r, *pr)
+		return
+	}
+
 	// dial the backend
 	u := *e.addr
-	if u.Scheme == "https" {
-		u.Scheme = "wss"
-	} else {
-		u.Scheme = "ws"
-	}
 	rt.setURL(&u)
 	u.RawQuery = r.URL.RawQuery
-
 	h := http.Header{}
 	for k, vs := range r.Header {
 		if !handshakeHeaders[http.CanonicalHeaderKey(k)] {
@@ -68,35 +76,42 @@ func (p *Proxy) serveWebsocket(
 	p.trust.forwardedFor(r).set(h)
 	h[UserHeader] = []string{t.user.Name}
 	h["Authorization"] = []string{"token " + e.s.Secret}
-
-	d := websocket.Dialer{
-		NetDialContext:   p.dialer.DialContext,
-		HandshakeTimeout: p.cfg.ResponseHeaderTimeout,
-		Subprotocols:     websocket.Subprotocols(r),
-		ReadBufferSize:   16 << 10,
-		WriteBufferSize:  16 << 10,
-	}
-	bconn, resp, err := d.DialContext(ctx, u.String(), h)
+	offered := subprotocols(r.Header)
+	back, chosen, backEarly, resp, err := p.dialWebsocket(ctx, &u, h, offered)
 	if err != nil {
 		p.websocketDialError(w, r, e.s.ID, resp, err)
 		return
 	}
 
 	// upgrade the client with the backend's choice of subprotocol
-	var rh http.Header
-	if sp := bconn.Subprotocol(); sp != "" {
-		rh = http.Header{"Sec-Websocket-Protocol": {sp}}
-	}
-	up := websocket.Upgrader{
-		ReadBufferSize:  16 << 10,
-		WriteBufferSize: 16 << 10,
-		// the Origin was checked before the backend was dialed
-		CheckOrigin: func(*http.Request) bool { return true },
-	}
-	cconn, err := up.Upgrade(w, r, rh)
+	client, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
-		// the upgrader has answered the client
-		bconn.Close()
+		back.Close()
+		p.log.Warn("taking over the client connection failed", "server", e.s.ID, "err", err)
+		p.fail(w, r, problem{status: http.StatusInternalServerError, code: "websocket_unsupported",
+			title: "Websocket failed",
+			message: "The proxy could not take over this connection for a websocket. " +
+				"Connect over HTTP/1.1."})
+		return
+	}
+	var clientEarly []byte
+	if n := brw.Reader.Buffered(); n > 0 {
+		b, _ := brw.Reader.Peek(n)
+		clientEarly = bytes.Clone(b)
+	}
+	client.SetDeadline(time.Time{})
+	var b strings.Builder
+	b.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n" +
+		"Connection: Upgrade\r\nSec-WebSocket-Accept: ")
+	b.WriteString(accept)
+	if chosen != "" {
+		b.WriteString("\r\nSec-WebSocket-Protocol: ")
+		b.WriteString(chosen)
+	}
+	b.WriteString("\r\n\r\n")
+	if _, err := io.WriteString(client, b.String()); err != nil {
+		client.Close()
+		back.Close()
 		return
 	}
 
@@ -104,7 +119,155 @@ func (p *Proxy) serveWebsocket(
 	p.metrics.websocket.Inc()
 	defer p.metrics.websocket.Dec()
 	p.log.Debug("websocket opened", "user", t.user.Name, "server", e.s.ID)
-	p.relay(ctx, cconn, bconn)
+	p.relay(ctx, client, back, clientEarly, backEarly)
+	p.log.Debug("websocket closed", "user", t.user.Name, "server", e.s.ID)
+}
+
+// badHandshake answers an upgrade that is not a websocket handshake of
+// RFC 6455.
+var badHandshake = problem{status: http.StatusBadRequest, code: "bad_websocket_handshake",
+	title: "Bad request", message: "This request is not a valid websocket handshake."}
+
+// clientHandshake checks the client's opening handshake and returns the
+// Sec-WebSocket-Accept value that answers it.
+func clientHandshake(r *http.Request) (string, *problem) {
+	if r.Method != http.MethodGet {
+		pr := badHandshake
+		pr.status = http.StatusMethodNotAllowed
+		return "", &pr
+	}
+	if v := r.Header["Sec-Websocket-Version"]; len(v) != 1 || v[0] != "13" {
+		return "", &problem{status: http.StatusUpgradeRequired,
+			code: "websocket_version", title: "Bad request",
+			message: "Only version 13 of the websocket protocol is supported."}
+	}
+	k := r.Header["Sec-Websocket-Key"]
+	if len(k) != 1 {
+		return "", &badHandshake
+	}
+	if raw, err := base64.StdEncoding.DecodeString(k[0]); err != nil || len(raw) != 16 {
+		return "", &badHandshake
+	}
+	return acceptKey(k[0]), nil
+}
+
+// acceptKey is the Sec-WebSocket-Accept answer to key.
+func acceptKey(key string) string {
+	sum := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
+	return base64.StdEncoding.EncodeToString(sum[:])
+}
+
+// subprotocols returns the subprotocols offered in h, in order.
+func subprotocols(h http.Header) []string {
+	var out []string
+	for _, v := range h["Sec-Websocket-Protocol"] {
+		for p := range strings.SplitSeq(v, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+// errBadUpgrade is a backend answer that is not a valid websocket
+// upgrade; the response comes with it.
+var errBadUpgrade = errors.New("backend did not upgrade to a websocket")
+
+// dialWebsocket opens a websocket to u (an http or https URL) with
+// headers h, offering the subprotocols offered. It returns the
+// connection, the subprotocol the backend chose and what the backend sent
+// after its 101. A backend that answered but did not upgrade is
+// errBadUpgrade, with its response.
+func (p *Proxy) dialWebsocket(
+	ctx context.Context,
+	u *url.URL,
+	h http.Header,
+	offered []string,
+) (net.Conn, string, []byte, *http.Response, error) {
+	addr := u.Host
+	if u.Port() == "" {
+		port := "80"
+		if u.Scheme == "https" {
+			port = "443"
+		}
+		addr = net.JoinHostPort(u.Hostname(), port)
+	}
+	conn, err := p.dialer.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, "", nil, nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			conn.Close()
+		}
+	}()
+
+	// the handshake is bounded in time, and by the request's cut
+	conn.SetDeadline(time.Now().Add(p.cfg.ResponseHeaderTimeout))
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	if u.Scheme == "https" {
+		tc := tls.Client(conn, &tls.Config{ServerName: u.Hostname(),
+			NextProtos: []string{"http/1.1"}})
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return nil, "", nil, nil, err
+		}
+		conn = tc
+	}
+
+	var raw [16]byte
+	rand.Read(raw[:])
+	key := base64.StdEncoding.EncodeToString(raw[:])
+	h["Upgrade"] = []string{"websocket"}
+	h["Connection"] = []string{"Upgrade"}
+	h["Sec-Websocket-Key"] = []string{key}
+	h["Sec-Websocket-Version"] = []string{"13"}
+	if len(offered) > 0 {
+		h["Sec-Websocket-Protocol"] = []string{strings.Join(offered, ", ")}
+	}
+	req := &http.Request{
+		Method:     http.MethodGet,
+		URL:        &url.URL{Path: u.Path, RawPath: u.RawPath, RawQuery: u.RawQuery},
+		Host:       u.Host,
+		Header:     h,
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+	}
+	if err := req.Write(conn); err != nil {
+		return nil, "", nil, nil, err
+	}
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, req)
+	if err != nil {
+		return nil, "", nil, nil, err
+	}
+	resp.Body.Close()
+
+	// the answer must be the upgrade this request asked for
+	chosen := resp.Header.Get("Sec-Websocket-Protocol")
+	if resp.StatusCode != http.StatusSwitchingProtocols ||
+		!headerHasToken(resp.Header, "Upgrade", "websocket") ||
+		!headerHasToken(resp.Header, "Connection", "upgrade") ||
+		resp.Header.Get("Sec-Websocket-Accept") != acceptKey(key) ||
+		resp.Header.Get("Sec-Websocket-Extensions") != "" ||
+		chosen != "" && !slices.Contains(offered, chosen) {
+		return nil, "", nil, resp, errBadUpgrade
+	}
+	var early []byte
+	if n := br.Buffered(); n > 0 {
+		b, _ := br.Peek(n)
+		early = bytes.Clone(b)
+	}
+	if !stop() {
+		// cut while the answer was read
+		return nil, "", nil, nil, context.Cause(ctx)
+	}
+	conn.SetDeadline(time.Time{})
+	ok = true
+	return conn, chosen, early, nil, nil
 }
 
 // websocketDialError answers an upgrade whose backend could not be
@@ -132,124 +295,4 @@ func (p *Proxy) websocketDialError(
 		return
 	}
 	p.backendFailure(w, r, id, err)
-}
-
-// relay pumps messages both ways until both sides closed or ctx is cut.
-// A close frame from one side is passed to the other with its code and
-// reason; a side that breaks gets the other a synthesized close (1001 to
-// the backend when the client went away, 1014 to the client when the
-// backend did). Once a close started, both connections are dropped after
-// closeGrace at the latest.
-func (p *Proxy) relay(ctx context.Context, client, back *websocket.Conn) {
-	limit := p.cfg.MaxMessageSize
-	client.SetReadLimit(limit)
-	back.SetReadLimit(limit)
-
-	// close frames are answered by the relay, not by gorilla: the other
-	// side's answer is the one to pass on
-	noop := func(int, string) error { return nil }
-	client.SetCloseHandler(noop)
-	back.SetCloseHandler(noop)
-
-	// keepalive: ping the client, and drop it when it stops answering
-	wait := 2 * p.cfg.PingInterval
-	alive := func() { client.SetReadDeadline(time.Now().Add(wait)) }
-	alive()
-	client.SetPongHandler(func(string) error { alive(); return nil })
-
-	var grace sync.Once
-	drop := func() {
-		grace.Do(func() {
-			time.AfterFunc(closeGrace, func() { client.Close(); back.Close() })
-		})
-	}
-	sendClose := func(c *websocket.Conn, frame []byte) {
-		c.WriteControl(websocket.CloseMessage, frame, time.Now().Add(closeGrace))
-		drop()
-	}
-
-	done := make(chan struct{}, 2)
-	go func() {
-		frame := pump(back, client, alive)
-		if frame == nil {
-			frame = websocket.FormatCloseMessage(websocket.CloseGoingAway, "client went away")
-		}
-		sendClose(back, frame)
-		done <- struct{}{}
-	}()
-	go func() {
-		frame := pump(client, back, nil)
-		if frame == nil {
-			frame = websocket.FormatCloseMessage(closeBadGateway, "server connection lost")
-		}
-		sendClose(client, frame)
-		done <- struct{}{}
-	}()
-
-	ping := time.NewTicker(p.cfg.PingInterval)
-	defer ping.Stop()
-	cut := ctx.Done()
-	for ended := 0; ended < 2; {
-		select {
-		case <-done:
-			ended++
-		case <-ping.C:
-			client.WriteControl(websocket.PingMessage, nil, time.Now().Add(p.cfg.PingInterval))
-		case <-cut:
-			cut = nil
-			ce := cutCause(ctx)
-			if ce == nil {
-				ce = &cutError{code: CloseGoingAway, reason: "proxy restarting"}
-			}
-			sendClose(client, websocket.FormatCloseMessage(ce.code, ce.reason))
-			sendClose(back, websocket.FormatCloseMessage(websocket.CloseGoingAway,
-				"proxy closed the connection"))
-		}
-	}
-	client.Close()
-	back.Close()
-}
-
-// closeBadGateway is the close code a client gets when the backend
-// connection broke (registered as "Bad Gateway" with IANA).
-const closeBadGateway = 1014
-
-// pump copies messages from src to dst until src ends. It returns the
-// close frame to pass to dst when src sent one (or sent a message over
-// the size limit), nil when src broke.
-func pump(dst, src *websocket.Conn, alive func()) []byte {
-	for {
-		kind, rd, err := src.NextReader()
-		if err != nil {
-			return closeFrameFor(err)
-		}
-		if alive != nil {
-			alive()
-		}
-		wr, err := dst.NextWriter(kind)
-		if err != nil {
-			return nil
-		}
-		if _, err := io.Copy(wr, rd); err != nil {
-			wr.Close()
-			return closeFrameFor(err)
-		}
-		if err := wr.Close(); err != nil {
-			return nil
-		}
-	}
-}
-
-// closeFrameFor returns the close frame that passes on why reading ended:
-// the peer's own close frame, 1009 for a message over the limit, nil for
-// a broken connection.
-func closeFrameFor(err error) []byte {
-	var ce *websocket.CloseError
-	if errors.As(err, &ce) && ce.Code != websocket.CloseAbnormalClosure {
-		return websocket.FormatCloseMessage(ce.Code, ce.Text)
-	}
-	if errors.Is(err, websocket.ErrReadLimit) {
-		return websocket.FormatCloseMessage(websocket.CloseMessageTooBig, "message too big")
-	}
-	return nil
 }
