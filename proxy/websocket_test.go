@@ -174,6 +174,45 @@ func TestWebsocketCloseCodes(t *testing.T) {
 	})
 }
 
+// TestWebsocketNothingAfterClose: once the backend's close frame reached
+// the client, the proxy sends the client nothing more, not even its
+// keepalive pings, and drops the connection when the client does not
+// answer.
+func TestWebsocketNothingAfterClose(t *testing.T) {
+	conns := make(chan *websocket.Conn, 1)
+	env, alice := relayEnv(t, accept(nil, handTo(conns)), func(cfg *proxy.Config) {
+		cfg.PingInterval = 20 * time.Millisecond
+	})
+	c := dialRelay(t, env, alice, nil)
+	b := next(t, conns)
+	sendClose(t, b, 4002, "done")
+
+	// the client reads raw frames and never answers
+	br := bufio.NewReader(c.NetConn())
+	c.NetConn().SetReadDeadline(time.Now().Add(relayWait))
+	closed := false
+	for {
+		op, payload, err := rawFrame(br)
+		if err != nil {
+			if !closed {
+				t.Fatalf("connection ended before the close: %v", err)
+			}
+			return // dropped, as it should be
+		}
+		switch {
+		case closed:
+			t.Fatalf("got a frame with opcode %d after the close", op)
+		case op == websocket.CloseMessage:
+			closed = true
+			if code := binary.BigEndian.Uint16(payload); code != 4002 {
+				t.Errorf("got close %d, want the backend's 4002", code)
+			}
+		case op != websocket.PingMessage:
+			t.Fatalf("got a frame with opcode %d before the close", op)
+		}
+	}
+}
+
 // TestWebsocketSizeLimit: a message of MaxMessageSize bytes passes; one
 // byte more is not delivered, and both sides get a close 1009.
 func TestWebsocketSizeLimit(t *testing.T) {
@@ -943,50 +982,57 @@ func rawClose(t *testing.T, c *websocket.Conn) (int, string) {
 	nc.SetReadDeadline(time.Now().Add(relayWait))
 	br := bufio.NewReader(nc)
 	for {
-		var h [2]byte
-		if _, err := io.ReadFull(br, h[:]); err != nil {
+		op, payload, err := rawFrame(br)
+		if err != nil {
 			t.Fatalf("reading a frame: %v", err)
 		}
-		n := uint64(h[1] & 0x7f)
-		switch n {
-		case 126:
-			var b [2]byte
-			if _, err := io.ReadFull(br, b[:]); err != nil {
-				t.Fatalf("reading a frame: %v", err)
-			}
-			n = uint64(binary.BigEndian.Uint16(b[:]))
-		case 127:
-			var b [8]byte
-			if _, err := io.ReadFull(br, b[:]); err != nil {
-				t.Fatalf("reading a frame: %v", err)
-			}
-			n = binary.BigEndian.Uint64(b[:])
-		}
-		// a client's frames (the proxy's to a backend) are masked
-		var key [4]byte
-		if h[1]&0x80 != 0 {
-			if _, err := io.ReadFull(br, key[:]); err != nil {
-				t.Fatalf("reading a frame: %v", err)
-			}
-		}
-		if h[0]&0x0f != websocket.CloseMessage {
-			if _, err := io.CopyN(io.Discard, br, int64(n)); err != nil {
-				t.Fatalf("reading a frame: %v", err)
-			}
+		if op != websocket.CloseMessage {
 			continue
-		}
-		payload := make([]byte, n)
-		if _, err := io.ReadFull(br, payload); err != nil {
-			t.Fatalf("reading a close frame: %v", err)
-		}
-		for i := range payload {
-			payload[i] ^= key[i%4]
 		}
 		if len(payload) < 2 {
 			return websocket.CloseNoStatusReceived, ""
 		}
 		return int(binary.BigEndian.Uint16(payload)), string(payload[2:])
 	}
+}
+
+// rawFrame reads one frame from br and returns its opcode and its
+// payload, unmasked when it was masked (a client's frame: the proxy's to
+// a backend).
+func rawFrame(br *bufio.Reader) (int, []byte, error) {
+	var h [2]byte
+	if _, err := io.ReadFull(br, h[:]); err != nil {
+		return 0, nil, err
+	}
+	n := uint64(h[1] & 0x7f)
+	switch n {
+	case 126:
+		var b [2]byte
+		if _, err := io.ReadFull(br, b[:]); err != nil {
+			return 0, nil, err
+		}
+		n = uint64(binary.BigEndian.Uint16(b[:]))
+	case 127:
+		var b [8]byte
+		if _, err := io.ReadFull(br, b[:]); err != nil {
+			return 0, nil, err
+		}
+		n = binary.BigEndian.Uint64(b[:])
+	}
+	var key [4]byte
+	if h[1]&0x80 != 0 {
+		if _, err := io.ReadFull(br, key[:]); err != nil {
+			return 0, nil, err
+		}
+	}
+	payload := make([]byte, n)
+	if _, err := io.ReadFull(br, payload); err != nil {
+		return 0, nil, err
+	}
+	for i := range payload {
+		payload[i] ^= key[i%4]
+	}
+	return int(h[0] & 0x0f), payload, nil
 }
 
 // closedWith reports whether err is a close with one of codes (1006

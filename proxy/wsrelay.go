@@ -40,6 +40,16 @@ type wsWriter struct {
 // whether p ends inside a frame. Once a close frame was written, p is
 // dropped: nothing may follow a close.
 func (w *wsWriter) write(p []byte, mid bool) error {
+	return w.forward(p, mid, false)
+}
+
+// writeClose writes p, which ends with the other side's close frame:
+// nothing is written after it.
+func (w *wsWriter) writeClose(p []byte) error {
+	return w.forward(p, false, true)
+}
+
+func (w *wsWriter) forward(p []byte, mid, closes bool) error {
 	w.mu.Lock()
 	if !w.mid {
 		w.flushLocked()
@@ -50,6 +60,7 @@ func (w *wsWriter) write(p []byte, mid bool) error {
 			w.err = err
 		}
 		w.mid = mid
+		w.closed = closes
 		if !mid {
 			w.flushLocked()
 		}
@@ -202,13 +213,13 @@ func (p *pump) run() pumpEnd {
 				}
 				switch {
 				case h.op == opClose:
-					if p.dst.write(buf[fwd:end], false) != nil {
+					if p.dst.writeClose(buf[fwd:end]) != nil {
 						return dstBroken
 					}
 					return srcClosed
 				case h.op == opPong && p.fromClient && bytes.Equal(payload, pingPayload):
 					// the answer to the proxy's own ping
-					if p.dst.write(buf[fwd:pos], false) != nil {
+					if fwd < pos && p.dst.write(buf[fwd:pos], false) != nil {
 						return dstBroken
 					}
 					fwd = end
