@@ -57,6 +57,10 @@ func (p *Proxy) serveWebsocket(
 ) {
 	accept, pr := clientHandshake(r)
 	if pr != nil {
+		if pr.status == http.StatusUpgradeRequired {
+			// the version this proxy speaks (RFC 6455, section 4.4)
+			w.Header().Set("Sec-Websocket-Version", "13")
+		}
 		p.fail(w, r, *pr)
 		return
 	}

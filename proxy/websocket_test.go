@@ -618,10 +618,59 @@ func TestWebsocketBadHandshake(t *testing.T) {
 			if resp.StatusCode != tt.status {
 				t.Errorf("got status %d, want %d", resp.StatusCode, tt.status)
 			}
+			v := resp.Header.Get("Sec-Websocket-Version")
+			if tt.status == http.StatusUpgradeRequired && v != "13" {
+				t.Errorf("got Sec-WebSocket-Version %q, want \"13\"", v)
+			}
 		})
 	}
 	if n := reached.Load(); n != 0 {
 		t.Errorf("the backend saw %d requests, want none", n)
+	}
+}
+
+// TestWebsocketBadUpgrade: a backend whose 101 is not the upgrade the
+// proxy asked for gets the client a 502, not a websocket.
+func TestWebsocketBadUpgrade(t *testing.T) {
+	tests := []struct {
+		name  string
+		extra string // header lines after the valid ones
+		key   string // the accept key; empty for the right one
+	}{
+		{"wrong accept key", "", "dGhlIHNhbXBsZSBub25jZQ=="},
+		{"an extension", "Sec-WebSocket-Extensions: permessage-deflate\r\n", ""},
+		{"a subprotocol not offered", "Sec-WebSocket-Protocol: other\r\n", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			backend := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				accept := tt.key
+				if accept == "" {
+					sum := sha1.Sum([]byte(r.Header.Get("Sec-Websocket-Key") +
+						"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
+					accept = base64.StdEncoding.EncodeToString(sum[:])
+				}
+				conn, _, err := http.NewResponseController(w).Hijack()
+				if err != nil {
+					return
+				}
+				defer conn.Close()
+				io.WriteString(conn, "HTTP/1.1 101 Switching Protocols\r\n"+
+					"Upgrade: websocket\r\nConnection: Upgrade\r\n"+
+					"Sec-WebSocket-Accept: "+accept+"\r\n"+tt.extra+"\r\n")
+			})
+			env, alice := relayEnv(t, backend, nil)
+			d := &websocket.Dialer{Jar: alice.Jar, HandshakeTimeout: relayWait}
+			u := "ws" + strings.TrimPrefix(env.ExternalURL, "http") + "/servers/alice/ws"
+			c, resp, err := d.Dial(u, http.Header{"Origin": {env.ExternalURL}})
+			if err == nil {
+				c.Close()
+				t.Fatal("the client was upgraded, want a 502")
+			}
+			if resp == nil || resp.StatusCode != http.StatusBadGateway {
+				t.Fatalf("got %v, err %v, want status 502", resp, err)
+			}
+		})
 	}
 }
 
