@@ -206,7 +206,7 @@ type connPool struct {
 
 	mu    sync.Mutex
 	idle  map[string][]*backendConn // oldest first
-	swept time.Time                 // when every address was last expired
+	sweep *time.Timer               // set while any connection is idle
 }
 
 // backendConn is one connection to a backend.
@@ -247,22 +247,34 @@ func (cp *connPool) put(c *backendConn) {
 	c.since = time.Now()
 	cp.mu.Lock()
 	defer cp.mu.Unlock()
-	// TODO: a replica with no traffic at all keeps its idle connections
-	// until the next request; a timer per pool would close them on time.
-	if cp.idleTimeout > 0 && c.since.Sub(cp.swept) > cp.idleTimeout {
-		// connections to backends nobody uses any more (a server that
-		// stopped) are closed too, not only those of the next request's
-		cp.swept = c.since
-		for addr := range cp.idle {
-			cp.expire(addr)
-		}
-	}
 	cs := cp.expire(c.addr)
 	if len(cs) >= cp.maxIdle {
 		c.conn.Close()
 		return
 	}
 	cp.idle[c.addr] = append(cs, c)
+	cp.armSweep()
+}
+
+// armSweep makes sure that idle connections are closed once they have
+// been idle for the idle timeout, within one more, also when no request
+// comes any more (a replica without traffic, a server that stopped).
+// cp.mu is held.
+func (cp *connPool) armSweep() {
+	if cp.sweep != nil || cp.idleTimeout <= 0 {
+		return
+	}
+	cp.sweep = time.AfterFunc(cp.idleTimeout, func() {
+		cp.mu.Lock()
+		defer cp.mu.Unlock()
+		cp.sweep = nil
+		for addr := range cp.idle {
+			cp.expire(addr)
+		}
+		if len(cp.idle) > 0 {
+			cp.armSweep()
+		}
+	})
 }
 
 // expire closes the connections to addr idle for too long. cp.mu is
@@ -294,6 +306,10 @@ func (cp *connPool) expire(addr string) []*backendConn {
 func (cp *connPool) closeIdle() {
 	cp.mu.Lock()
 	defer cp.mu.Unlock()
+	if cp.sweep != nil {
+		cp.sweep.Stop()
+		cp.sweep = nil
+	}
 	for addr, cs := range cp.idle {
 		for _, c := range cs {
 			c.conn.Close()

@@ -442,25 +442,24 @@ func TestConnPoolExpires(t *testing.T) {
 		t.Fatalf("take: got %v, want the connection just put", got)
 	}
 	cp.put(c1)
-	time.Sleep(30 * time.Millisecond)
 
-	// a put for another address sweeps a:1's expired connection
-	c2, _ := newConn("b:1")
-	cp.put(c2)
-	if _, ok := cp.idle["a:1"]; ok {
-		t.Error("a:1 still has idle connections after the idle timeout")
-	}
-	peer1.SetReadDeadline(time.Now().Add(time.Second))
+	// with no request at all, the expired connection is closed
+	peer1.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := peer1.Read(make([]byte, 1)); err != io.EOF {
 		t.Errorf("expired connection: got %v, want it closed (EOF)", err)
 	}
+	if n := cp.idleCount("a:1"); n != 0 {
+		t.Errorf("a:1 has %d idle connections after the idle timeout, want none", n)
+	}
 
 	// at most maxIdle per address
+	kept := newConnPool(&net.Dialer{}, time.Hour, 2)
+	defer kept.closeIdle()
 	for range 3 {
 		c, _ := newConn("b:1")
-		cp.put(c)
+		kept.put(c)
 	}
-	if n := len(cp.idle["b:1"]); n != 2 {
+	if n := kept.idleCount("b:1"); n != 2 {
 		t.Errorf("got %d idle connections, want 2", n)
 	}
 }
