@@ -320,27 +320,23 @@ func (p *Proxy) relay(ctx context.Context, client, back net.Conn, clientEarly, b
 	up := &pump{src: client, dst: toBack, reply: toClient, fromClient: true,
 		limit: limit, early: clientEarly, active: &active}
 	down := &pump{src: back, dst: toClient, reply: toBack, limit: limit, early: backEarly}
+	clientGone := func() { toBack.sendClose(CloseGoingAway, "client went away") }
+	backGone := func() { toClient.sendClose(closeBadGateway, "server connection lost") }
 	done := make(chan struct{}, 2)
-	go func() {
-		switch up.run() {
-		case srcBroken:
-			toBack.sendClose(CloseGoingAway, "client went away")
-		case dstBroken:
-			toClient.sendClose(closeBadGateway, "server connection lost")
-		}
-		drop()
-		done <- struct{}{}
-	}()
-	go func() {
-		switch down.run() {
-		case srcBroken:
-			toClient.sendClose(closeBadGateway, "server connection lost")
-		case dstBroken:
-			toBack.sendClose(CloseGoingAway, "client went away")
-		}
-		drop()
-		done <- struct{}{}
-	}()
+	start := func(pp *pump, srcGone, dstGone func()) {
+		go func() {
+			switch pp.run() {
+			case srcBroken:
+				srcGone()
+			case dstBroken:
+				dstGone()
+			}
+			drop()
+			done <- struct{}{}
+		}()
+	}
+	start(up, clientGone, backGone)
+	start(down, backGone, clientGone)
 
 	ping := time.NewTicker(p.cfg.PingInterval)
 	defer ping.Stop()
