@@ -124,8 +124,8 @@ type Config struct {
 	StartWait time.Duration
 
 	// PingInterval is how often the proxy pings each websocket client; a
-	// client that answers no ping for two intervals is dropped. Zero
-	// means 30 seconds.
+	// client that sends nothing, pongs included, for two to three
+	// intervals is dropped. Zero means 30 seconds.
 	PingInterval time.Duration
 	// MaxMessageSize bounds one websocket message, in bytes. Zero means
 	// 64 MiB (Jupyter sends large outputs).
