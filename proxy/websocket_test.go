@@ -362,59 +362,42 @@ func TestWebsocketKeepalive(t *testing.T) {
 	})
 }
 
-// TestWebsocketBackendPing: the backend's ping is answered with its
-// payload, and reaches the client.
+// TestWebsocketBackendPing: the backend's ping reaches the client, and
+// the client's pong, with the ping's payload, reaches the backend.
 func TestWebsocketBackendPing(t *testing.T) {
 	conns := make(chan *websocket.Conn, 1)
 	env, alice := relayEnv(t, accept(nil, handTo(conns)), nil)
 
-	t.Run("backend gets its pong", func(t *testing.T) {
-		c := dialRelay(t, env, alice, nil)
-		b := next(t, conns)
-		readAll(c)
-		pongs := make(chan string, 1)
-		b.SetPongHandler(func(data string) error { pongs <- data; return nil })
-		readAll(b)
+	c := dialRelay(t, env, alice, nil)
+	b := next(t, conns)
+	seen := make(chan string, 1)
+	c.SetPingHandler(func(data string) error {
+		seen <- data
+		return c.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(relayWait))
+	})
+	pongs := make(chan string, 1)
+	b.SetPongHandler(func(data string) error { pongs <- data; return nil })
+	readAll(c)
+	readAll(b)
 
-		if err := b.WriteControl(websocket.PingMessage, []byte("x"),
-			time.Now().Add(relayWait)); err != nil {
-			t.Fatalf("pinging: %v", err)
-		}
+	if err := b.WriteControl(websocket.PingMessage, []byte("x"),
+		time.Now().Add(relayWait)); err != nil {
+		t.Fatalf("pinging: %v", err)
+	}
+	for _, w := range []struct {
+		who  string
+		got  <-chan string
+		what string
+	}{{"client", seen, "ping"}, {"backend", pongs, "pong"}} {
 		select {
-		case got := <-pongs:
+		case got := <-w.got:
 			if got != "x" {
-				t.Errorf("backend got pong %q, want \"x\"", got)
+				t.Errorf("%s got %s %q, want \"x\"", w.who, w.what, got)
 			}
 		case <-time.After(relayWait):
-			t.Fatal("backend got no pong")
+			t.Fatalf("%s got no %s", w.who, w.what)
 		}
-	})
-
-	t.Run("client sees the ping", func(t *testing.T) {
-		c := dialRelay(t, env, alice, nil)
-		b := next(t, conns)
-		seen := make(chan string, 1)
-		c.SetPingHandler(func(data string) error {
-			seen <- data
-			return c.WriteControl(websocket.PongMessage, []byte(data),
-				time.Now().Add(relayWait))
-		})
-		readAll(c)
-		readAll(b)
-
-		if err := b.WriteControl(websocket.PingMessage, []byte("x"),
-			time.Now().Add(relayWait)); err != nil {
-			t.Fatalf("pinging: %v", err)
-		}
-		select {
-		case got := <-seen:
-			if got != "x" {
-				t.Errorf("client saw ping %q, want \"x\"", got)
-			}
-		case <-time.After(relayWait):
-			t.Fatal("client saw no ping")
-		}
-	})
+	}
 }
 
 // TestWebsocketBackendDies: a backend connection that breaks without a
