@@ -33,8 +33,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/net/http/httpguts"
 )
 
 // Server is an HTTP/1.1 server for one listener. Handler, Fast and
@@ -290,7 +288,7 @@ func (s *Server) serveConn(base context.Context, c *conn) {
 			handedOff = s.handOff(c, br)
 			return
 		}
-		r, ok := parse(head)
+		r, ok := parseRequest(head)
 		if !ok || !s.Fast(r) {
 			handedOff = s.handOff(c, br)
 			return
@@ -379,64 +377,4 @@ func headEnd(b []byte) int {
 			return i + 2
 		}
 	}
-}
-
-var (
-	parserPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, headBufferSize) }}
-)
-
-// parse reads a request head with net/http's parser and returns the
-// request when it is one this server takes: HTTP/1.1, GET or HEAD, no
-// body, one valid Host, valid header fields, no Upgrade or Expect, and
-// a path in origin form. Anything else is Fallback's to answer.
-func parse(head []byte) (*http.Request, bool) {
-	pr := parserPool.Get().(*bufio.Reader)
-	pr.Reset(bytes.NewReader(head))
-	r, err := http.ReadRequest(pr)
-	pr.Reset(nil)
-	parserPool.Put(pr)
-	if err != nil {
-		return nil, false
-	}
-	if r.ProtoMajor != 1 || r.ProtoMinor != 1 ||
-		(r.Method != http.MethodGet && r.Method != http.MethodHead) ||
-		len(r.RequestURI) == 0 || r.RequestURI[0] != '/' {
-		return nil, false
-	}
-	h := r.Header
-	if r.ContentLength != 0 || len(r.TransferEncoding) > 0 ||
-		h["Content-Length"] != nil || h["Transfer-Encoding"] != nil ||
-		h["Upgrade"] != nil || h["Expect"] != nil {
-		return nil, false
-	}
-	// ReadRequest drops the Host field (r.Host has the first): count
-	// them in the head itself
-	if n, host := hostFields(head); n != 1 || host != r.Host || !httpguts.ValidHostHeader(host) {
-		return nil, false
-	}
-	for k, vs := range h {
-		if !httpguts.ValidHeaderFieldName(k) {
-			return nil, false
-		}
-		for _, v := range vs {
-			if !httpguts.ValidHeaderFieldValue(v) {
-				return nil, false
-			}
-		}
-	}
-	return r, true
-}
-
-// hostFields counts the Host fields of a request head and returns the
-// value of the last one.
-func hostFields(head []byte) (n int, value string) {
-	lines := bytes.Split(head, []byte("\n"))
-	for _, line := range lines[1:] {
-		k, v, ok := bytes.Cut(line, []byte(":"))
-		if ok && bytes.EqualFold(k, []byte("host")) {
-			n++
-			value = string(bytes.Trim(v, " \t\r"))
-		}
-	}
-	return n, value
 }
