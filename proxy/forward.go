@@ -24,13 +24,14 @@ type outboundKey struct{}
 func (p *Proxy) initForwarding() {
 	p.dialer = &net.Dialer{Timeout: p.cfg.DialTimeout, KeepAlive: 30 * time.Second}
 	p.transport = &http.Transport{
-		DialContext:           p.dialer.DialContext,
-		ResponseHeaderTimeout: p.cfg.ResponseHeaderTimeout,
-		IdleConnTimeout:       p.cfg.IdleConnTimeout,
-		TLSHandshakeTimeout:   p.cfg.DialTimeout,
-		ExpectContinueTimeout: time.Second,
-		MaxIdleConns:          1024,
-		MaxIdleConnsPerHost:   256,
+		DialContext:            p.dialer.DialContext,
+		ResponseHeaderTimeout:  p.cfg.ResponseHeaderTimeout,
+		MaxResponseHeaderBytes: maxResponseHead,
+		IdleConnTimeout:        p.cfg.IdleConnTimeout,
+		TLSHandshakeTimeout:    p.cfg.DialTimeout,
+		ExpectContinueTimeout:  time.Second,
+		MaxIdleConns:           1024,
+		MaxIdleConnsPerHost:    256,
 		// the client's Accept-Encoding passes through, and the body with
 		// it: the proxy never decompresses
 		DisableCompression: true,

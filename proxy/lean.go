@@ -12,7 +12,16 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
+
+	"github.com/studio-proxy/studio-proxy/internal/h1"
 )
+
+// maxResponseHead bounds the head of a backend's answer, on both
+// forwarding paths: a larger one is a 502, as nginx answers one over its
+// proxy_buffer_size.
+const maxResponseHead = 16 << 10
 
 // The lean path forwards plain GET and HEAD requests in the handler's own
 // goroutine: it takes an idle connection to the backend from connPool,
@@ -84,7 +93,12 @@ func (p *Proxy) forwardLean(w http.ResponseWriter, r *http.Request, o *outbound)
 	stripCORS(resp.Header)
 	wh := w.Header()
 	for k, vs := range resp.Header {
-		wh[k] = append(wh[k], vs...)
+		if len(wh[k]) == 0 {
+			// the answer's header is this request's alone: no copy
+			wh[k] = vs
+		} else {
+			wh[k] = append(wh[k], vs...)
+		}
 	}
 	announced := len(resp.Trailer)
 	if announced > 0 {
@@ -123,16 +137,25 @@ func (p *Proxy) forwardLean(w http.ResponseWriter, r *http.Request, o *outbound)
 }
 
 // outgoing builds the request for the backend from r, in the order
-// ReverseProxy does with a rewrite hook.
+// ReverseProxy does with a rewrite hook. It is a shallow copy: its header
+// map is its own but shares r's value slices, which is safe as long as
+// headers are only ever set or deleted in it, never changed in place.
 func (p *Proxy) outgoing(r *http.Request, o *outbound) *http.Request {
-	out := r.Clone(r.Context())
+	out := new(http.Request)
+	*out = *r
+	u := *r.URL
+	out.URL = &u
 	out.Body = nil
 	out.Close = false
-	removeHopByHop(out.Header)
-	if headerHasToken(r.Header, "Te", "trailers") {
-		out.Header.Set("Te", "trailers")
+	h := make(http.Header, len(r.Header)+4)
+	for k, vs := range r.Header {
+		h[k] = vs
 	}
-	h := out.Header
+	out.Header = h
+	removeHopByHop(h)
+	if headerHasToken(r.Header, "Te", "trailers") {
+		h["Te"] = []string{"trailers"}
+	}
 	delete(h, "Forwarded")
 	delete(h, "X-Forwarded-For")
 	delete(h, "X-Forwarded-Host")
@@ -143,6 +166,53 @@ func (p *Proxy) outgoing(r *http.Request, o *outbound) *http.Request {
 		h["User-Agent"] = []string{""}
 	}
 	return out
+}
+
+// writeHead writes the head of out, a request without a body, as
+// (*http.Request).Write does: the request line, Host, the first
+// User-Agent unless it is empty, then every other field. Fields come in
+// map order; their order carries no meaning. A name or value that cannot
+// be sent as it is fails the request instead of going out mangled.
+func writeHead(bw *bufio.Writer, out *http.Request) error {
+	host := out.Host
+	if host == "" {
+		host = out.URL.Host
+	}
+	if !httpguts.ValidHostHeader(host) {
+		return fmt.Errorf("invalid Host %q", host)
+	}
+	bw.WriteString(out.Method)
+	bw.WriteByte(' ')
+	bw.WriteString(out.URL.RequestURI())
+	bw.WriteString(" HTTP/1.1\r\nHost: ")
+	bw.WriteString(host)
+	bw.WriteString("\r\n")
+	for k, vs := range out.Header {
+		switch k {
+		case "Host", "Content-Length", "Transfer-Encoding", "Trailer":
+			continue
+		case "User-Agent":
+			vs = vs[:min(len(vs), 1)]
+		}
+		if !httpguts.ValidHeaderFieldName(k) {
+			return fmt.Errorf("invalid header field name %q", k)
+		}
+		for _, v := range vs {
+			v = textproto.TrimString(v)
+			if !httpguts.ValidHeaderFieldValue(v) {
+				return fmt.Errorf("invalid value for header field %q", k)
+			}
+			if v == "" && k == "User-Agent" {
+				continue
+			}
+			bw.WriteString(k)
+			bw.WriteString(": ")
+			bw.WriteString(v)
+			bw.WriteString("\r\n")
+		}
+	}
+	_, err := bw.WriteString("\r\n")
+	return err
 }
 
 // hopHeaders are the hop-by-hop headers of RFC 9110, section 7.6.1, as
@@ -326,7 +396,7 @@ func (cp *connPool) dial(ctx context.Context, addr string) (*backendConn, error)
 	return &backendConn{
 		addr: addr,
 		conn: conn,
-		br:   bufio.NewReaderSize(conn, 16<<10),
+		br:   bufio.NewReaderSize(conn, maxResponseHead),
 		bw:   bufio.NewWriterSize(conn, 8<<10),
 	}, nil
 }
@@ -403,7 +473,7 @@ func (c *backendConn) send(
 	out *http.Request,
 	headerTimeout time.Duration,
 ) (resp *http.Response, answered bool, err error) {
-	if err := out.Write(c.bw); err != nil {
+	if err := writeHead(c.bw, out); err != nil {
 		return nil, false, fmt.Errorf("writing request: %w", err)
 	}
 	if err := c.bw.Flush(); err != nil {
@@ -417,7 +487,7 @@ func (c *backendConn) send(
 		return nil, false, fmt.Errorf("reading response: %w", err)
 	}
 	for {
-		resp, err := http.ReadResponse(c.br, out)
+		resp, err := h1.ReadResponse(c.br, out)
 		if err != nil {
 			return nil, true, fmt.Errorf("reading response: %w", err)
 		}

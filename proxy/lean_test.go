@@ -326,6 +326,16 @@ func TestLeanBackendFailures(t *testing.T) {
 				t.Errorf("got %d %s, want 504 backend_timeout", resp.StatusCode, body)
 			}
 		})
+		t.Run(f.name+" head too large", func(t *testing.T) {
+			fp := newForwardPair(t, f.lean, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("X-Big", strings.Repeat("x", maxResponseHead))
+				io.WriteString(w, "big")
+			})
+			resp, body := fp.do(t, "GET", "/servers/alice/x", nil)
+			if resp.StatusCode != http.StatusBadGateway {
+				t.Errorf("got %d %s, want 502", resp.StatusCode, body)
+			}
+		})
 		t.Run(f.name+" connection close", func(t *testing.T) {
 			fp := newForwardPair(t, f.lean, func(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("Connection", "close")
@@ -493,5 +503,72 @@ func BenchmarkForward(b *testing.B) {
 				resp.Body.Close()
 			}
 		})
+	}
+}
+
+// TestWriteHead holds the lean path's request head against
+// (*http.Request).Write's, as the backend parses them, and checks that a
+// field that cannot be sent fails the request.
+func TestWriteHead(t *testing.T) {
+	u, _ := url.Parse("http://127.0.0.1:9/servers/alice/a%2Fb/c?x=1&y=%20")
+	req := func(h http.Header) *http.Request {
+		uc := *u
+		if _, ok := h["User-Agent"]; !ok {
+			h["User-Agent"] = []string{""} // as outgoing sets it
+		}
+		return &http.Request{Method: "GET", URL: &uc, Header: h, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1}
+	}
+	parse := func(t *testing.T, write func(*bufio.Writer) error) *http.Request {
+		t.Helper()
+		var b strings.Builder
+		bw := bufio.NewWriter(&b)
+		if err := write(bw); err != nil {
+			t.Fatal(err)
+		}
+		bw.Flush()
+		r, err := http.ReadRequest(bufio.NewReader(strings.NewReader(b.String())))
+		if err != nil {
+			t.Fatalf("parsing %q: %v", b.String(), err)
+		}
+		return r
+	}
+
+	for name, h := range map[string]http.Header{
+		"plain":           {"Accept": {"*/*"}, "X-Two": {"a", "b"}, "Cookie": {"_xsrf=1"}},
+		"empty agent":     {"User-Agent": {""}, "X-Empty": {""}},
+		"two agents":      {"User-Agent": {"first", "second"}},
+		"padded":          {"X-Pad": {"  v  "}},
+		"framing dropped": {"Content-Length": {"5"}, "Transfer-Encoding": {"chunked"}, "Trailer": {"X"}, "Host": {"evil"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			want := parse(t, func(bw *bufio.Writer) error { return req(h.Clone()).Write(bw) })
+			got := parse(t, func(bw *bufio.Writer) error { return writeHead(bw, req(h.Clone())) })
+			if got.Method != want.Method || got.RequestURI != want.RequestURI || got.Host != want.Host ||
+				got.ContentLength != want.ContentLength {
+				t.Errorf("got %s %s host %s length %d, want %s %s host %s length %d",
+					got.Method, got.RequestURI, got.Host, got.ContentLength,
+					want.Method, want.RequestURI, want.Host, want.ContentLength)
+			}
+			var gw, ww strings.Builder
+			got.Header.Write(&gw)
+			want.Header.Write(&ww)
+			if gw.String() != ww.String() {
+				t.Errorf("header:\n%s\nwant:\n%s", gw.String(), ww.String())
+			}
+		})
+	}
+
+	for name, h := range map[string]http.Header{
+		"newline in value": {"X-Studio-User": {"alice\r\nX-Admin: 1"}},
+		"bad name":         {"X Bad": {"1"}},
+	} {
+		if err := writeHead(bufio.NewWriter(io.Discard), req(h)); err == nil {
+			t.Errorf("%s: writeHead sent it", name)
+		}
+	}
+	bad := req(http.Header{})
+	bad.Host = "evil\r\nX: 1"
+	if err := writeHead(bufio.NewWriter(io.Discard), bad); err == nil {
+		t.Errorf("bad Host: writeHead sent it")
 	}
 }
