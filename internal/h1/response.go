@@ -4,11 +4,15 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"net/http"
+	"net/textproto"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // response is the http.ResponseWriter of one request on the request
@@ -49,6 +53,30 @@ var excluded = map[string]bool{
 	"Connection":        true,
 }
 
+// writeFields writes the fields of h but the excluded ones, as net/http's
+// server writes a handler's header: a name that is not valid is dropped,
+// CR and LF in a value become spaces (a handler cannot split the
+// answer), and values are trimmed. Fields come in map order, not sorted:
+// only the order of one field's values carries meaning.
+func writeFields(w io.StringWriter, h http.Header) {
+	for k, vs := range h {
+		if excluded[k] || !httpguts.ValidHeaderFieldName(k) {
+			continue
+		}
+		for _, v := range vs {
+			if strings.ContainsAny(v, "\r\n") {
+				v = newlineToSpace.Replace(v)
+			}
+			w.WriteString(k)
+			w.WriteString(": ")
+			w.WriteString(textproto.TrimString(v))
+			w.WriteString("\r\n")
+		}
+	}
+}
+
+var newlineToSpace = strings.NewReplacer("\n", " ", "\r", " ")
+
 func (rw *response) WriteHeader(code int) {
 	if code < 100 || code > 999 {
 		panic(fmt.Sprintf("invalid WriteHeader code %v", code))
@@ -61,7 +89,7 @@ func (rw *response) WriteHeader(code int) {
 		// an informational answer goes out now, and the handler goes on
 		if code != http.StatusSwitchingProtocols && rw.err == nil {
 			writeStatusLine(rw.bw, code)
-			h.WriteSubset(rw.bw, excluded)
+			writeFields(rw.bw, h)
 			rw.bw.WriteString("\r\n")
 			rw.err = rw.bw.Flush()
 		}
@@ -81,7 +109,7 @@ func (rw *response) WriteHeader(code int) {
 	}
 	_, hasType := h["Content-Type"]
 	rw.sniff = !hasType && bodyAllowed(code)
-	h.WriteSubset(&rw.fields, excluded)
+	writeFields(&rw.fields, h)
 }
 
 func (rw *response) Write(p []byte) (int, error) {
@@ -236,7 +264,7 @@ func (rw *response) writeTrailers() {
 			t[http.CanonicalHeaderKey(name)] = vs
 		}
 	}
-	t.WriteSubset(rw.bw, excluded)
+	writeFields(rw.bw, t)
 }
 
 // bodyAllowed reports whether a response with status may have a body
