@@ -106,8 +106,9 @@ func (p *Proxy) rewriteOut(in, out *http.Request, o *outbound) {
 	stripIdentity(h)
 	stripCookies(h)
 	p.trust.forwardedFor(in).set(h)
-	h[UserHeader] = []string{o.user}
-	h["Authorization"] = []string{"token " + o.server.s.Secret}
+	v := []string{o.user, "token " + o.server.s.Secret}
+	h[UserHeader] = v[0:1:1]
+	h["Authorization"] = v[1:2:2]
 }
 
 func modifyResponse(resp *http.Response) error {

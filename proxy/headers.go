@@ -237,9 +237,11 @@ func (t trust) forwardedFor(r *http.Request) forwarded {
 
 // set writes the forwarding headers into h.
 func (f forwarded) set(h http.Header) {
-	h["X-Forwarded-For"] = []string{f.forFor}
-	h["X-Forwarded-Host"] = []string{f.host}
-	h["X-Forwarded-Proto"] = []string{f.proto}
+	// one allocation for the three, each capped to its own value
+	v := []string{f.forFor, f.host, f.proto}
+	h["X-Forwarded-For"] = v[0:1:1]
+	h["X-Forwarded-Host"] = v[1:2:2]
+	h["X-Forwarded-Proto"] = v[2:3:3]
 	if len(f.header) > 0 {
 		h["Forwarded"] = f.header
 	}

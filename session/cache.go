@@ -68,8 +68,10 @@ func (c *cache) put(hash string, e entry, gen uint64) {
 func (c *cache) set(hash string, e entry) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.entries[hash]; ok {
-		c.entries[hash] = &e
+	// in place: get copies an entry out under the lock, and this runs
+	// for every request
+	if p, ok := c.entries[hash]; ok {
+		*p = e
 	}
 }
 

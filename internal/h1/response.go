@@ -39,7 +39,15 @@ type response struct {
 
 // reset readies rw for request r, keeping its buffers.
 func (rw *response) reset(r *http.Request) {
-	*rw = response{bw: rw.bw, req: r, header: make(http.Header), fields: rw.fields, length: -1}
+	// the header map is reused too: unlike with net/http, which makes a
+	// new one for each request, a handler must not touch it after it
+	// returned
+	h := rw.header
+	if h == nil {
+		h = make(http.Header)
+	}
+	clear(h)
+	*rw = response{bw: rw.bw, req: r, header: h, fields: rw.fields, length: -1}
 	rw.fields.Reset()
 }
 
