@@ -25,8 +25,8 @@ const maxResponseHead = 16 << 10
 
 // The lean path forwards plain GET and HEAD requests in the handler's own
 // goroutine: it takes an idle connection to the backend from connPool,
-// writes the outgoing request with the standard serializer, reads the
-// answer with http.ReadResponse and copies it back. ReverseProxy over
+// writes the outgoing request's head (writeHead), reads the answer with
+// h1.ReadResponse and copies it back. ReverseProxy over
 // http.Transport hands each request to two more goroutines (the
 // connection's writer and reader) with a wakeup each; on a small VM that
 // is most of the proxy's CPU per request.

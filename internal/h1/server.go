@@ -1,18 +1,20 @@
 // Package h1 serves the plainest HTTP/1.1 requests with a request loop
-// of its own and hands every other connection to a net/http server.
+// of its own and hands every other connection to a net/http server. It
+// also reads the plainest answers of backends (ReadResponse).
 //
 // net/http's server costs a proxy on a small machine more CPU per request
 // than the proxying itself: for every request it starts a background
 // read to notice the client going away (a goroutine, a parked read and
-// two deadline changes), and its response writer runs through two
-// layers of buffers. A Server reads each request head from its own
-// buffer, and when the request is one it may serve (Fast says so, and
-// it is a well-formed HTTP/1.1 request without a body), runs the handler
-// in the connection's goroutine with a small response writer. At the
-// first request it may not serve, the connection, with the bytes
-// already read, goes to Fallback for the rest of its life: uploads,
-// websockets, HTTP/1.0, large heads and malformed requests are all
-// net/http's.
+// two deadline changes), it allocates for every header field it parses,
+// and its response writer runs through two layers of buffers. A Server
+// reads each request head from its own buffer, and when the request is
+// one it may serve (Fast says so, and it is a strictly well-formed
+// HTTP/1.1 request without a body), parses it with a few allocations and
+// runs the handler in the connection's goroutine with a small response
+// writer. At the first request it may not serve, the connection, with
+// the bytes already read, goes to Fallback for the rest of its life:
+// uploads, websockets, HTTP/1.0, large heads, heads with bare LF line
+// ends or folded lines, and malformed requests are all net/http's.
 //
 // What a handler gives up on this path: its request context is not
 // cancelled when the client goes away (a write to the client fails
