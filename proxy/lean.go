@@ -393,11 +393,12 @@ func (cp *connPool) dial(ctx context.Context, addr string) (*backendConn, error)
 	if err != nil {
 		return nil, fmt.Errorf("dialing backend: %w", err)
 	}
+	rw := h1.RawIO(conn)
 	return &backendConn{
 		addr: addr,
 		conn: conn,
-		br:   bufio.NewReaderSize(conn, maxResponseHead),
-		bw:   bufio.NewWriterSize(conn, 8<<10),
+		br:   bufio.NewReaderSize(rw, maxResponseHead),
+		bw:   bufio.NewWriterSize(rw, 8<<10),
 	}, nil
 }
 

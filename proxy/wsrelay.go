@@ -3,10 +3,13 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"io"
 	"net"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/studio-proxy/studio-proxy/internal/h1"
 )
 
 // relayBuffer is the size of each direction's read buffer: what one read
@@ -23,7 +26,7 @@ var pingPayload = []byte("studio-proxy")
 // inside one. It waits in a queue while the pump is inside a frame, and
 // whoever holds the lock at a frame boundary writes the queue.
 type wsWriter struct {
-	conn   net.Conn
+	conn   io.Writer
 	masked bool // frames of the relay's own are masked (to a backend)
 
 	mu     sync.Mutex
@@ -146,7 +149,7 @@ const (
 
 // pump forwards the frames of one side (src) to the other (dst).
 type pump struct {
-	src net.Conn
+	src io.Reader
 	// dst writes to the other side; reply to src itself, for the closes
 	// the relay answers a refused frame with.
 	dst, reply *wsWriter
@@ -295,8 +298,11 @@ const (
 // went away, 1014 to the client when the backend did). Once a close has
 // started, both connections are dropped after closeGrace at the latest.
 func (p *Proxy) relay(ctx context.Context, client, back net.Conn, clientEarly, backEarly []byte) {
-	toClient := &wsWriter{conn: client}
-	toBack := &wsWriter{conn: back, masked: true}
+	// each side is read by its pump and written under its wsWriter's
+	// lock: one reader and one writer at a time, as RawIO allows
+	clientIO, backIO := h1.RawIO(client), h1.RawIO(back)
+	toClient := &wsWriter{conn: clientIO}
+	toBack := &wsWriter{conn: backIO, masked: true}
 
 	// keepalive: ping the client every interval, and drop it when it
 	// stops answering. Any data it sends counts as an answer; each tick
@@ -317,9 +323,9 @@ func (p *Proxy) relay(ctx context.Context, client, back net.Conn, clientEarly, b
 	}
 
 	limit := p.cfg.MaxMessageSize
-	up := &pump{src: client, dst: toBack, reply: toClient, fromClient: true,
+	up := &pump{src: clientIO, dst: toBack, reply: toClient, fromClient: true,
 		limit: limit, early: clientEarly, active: &active}
-	down := &pump{src: back, dst: toClient, reply: toBack, limit: limit, early: backEarly}
+	down := &pump{src: backIO, dst: toClient, reply: toBack, limit: limit, early: backEarly}
 	clientGone := func() { toBack.sendClose(CloseGoingAway, "client went away") }
 	backGone := func() { toClient.sendClose(closeBadGateway, "server connection lost") }
 	done := make(chan struct{}, 2)

@@ -249,10 +249,11 @@ func (s *Server) timeouts() (header, idle time.Duration) {
 // Fallback.
 func (s *Server) serveConn(base context.Context, c *conn) {
 	nc := c.nc
+	rw := RawIO(nc)
 	br := readerPool.Get().(*bufio.Reader)
-	br.Reset(nc)
+	br.Reset(rw)
 	bw := writerPool.Get().(*bufio.Writer)
-	bw.Reset(nc)
+	bw.Reset(rw)
 	handedOff := false
 	defer func() {
 		br.Reset(nil)
@@ -268,7 +269,7 @@ func (s *Server) serveConn(base context.Context, c *conn) {
 	ctx := context.WithValue(base, http.LocalAddrContextKey, nc.LocalAddr())
 	remote := nc.RemoteAddr().String()
 	headerTimeout, idleTimeout := s.timeouts()
-	rw := &response{bw: bw}
+	resp := &response{bw: bw}
 	wait := headerTimeout // the first request comes at once
 	for {
 		// wait for the next request
@@ -301,8 +302,8 @@ func (s *Server) serveConn(base context.Context, c *conn) {
 		r.RemoteAddr = remote
 		rctx, cancel := context.WithCancel(ctx)
 		r = r.WithContext(rctx)
-		rw.reset(r)
-		keep := s.serveRequest(rw, r)
+		resp.reset(r)
+		keep := s.serveRequest(resp, r)
 		cancel()
 		if !keep || !s.setState(c, stateIdle) {
 			return
