@@ -499,7 +499,11 @@ func (c *backendConn) send(
 			// 100 Continue and 103 Early Hints are hints; the answer follows
 			continue
 		}
-		if headerTimeout > 0 {
+		// the header timeout must not cut a body still to come; one that
+		// is all in the buffer is read without the connection, and the
+		// next request sets its own deadline
+		if headerTimeout > 0 &&
+			(resp.ContentLength < 0 || int64(c.br.Buffered()) < resp.ContentLength) {
 			c.conn.SetReadDeadline(time.Time{})
 		}
 		return resp, true, nil

@@ -326,6 +326,18 @@ func TestLeanBackendFailures(t *testing.T) {
 				t.Errorf("got %d %s, want 504 backend_timeout", resp.StatusCode, body)
 			}
 		})
+		t.Run(f.name+" body slower than the header timeout", func(t *testing.T) {
+			fp := newForwardPair(t, f.lean, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Length", "10")
+				io.WriteString(w, "hello")
+				w.(http.Flusher).Flush()
+				time.Sleep(800 * time.Millisecond) // the header timeout is 500 ms
+				io.WriteString(w, "world")
+			})
+			if resp, body := fp.do(t, "GET", "/servers/alice/x", nil); body != "helloworld" {
+				t.Errorf("got %d %q, want helloworld", resp.StatusCode, body)
+			}
+		})
 		t.Run(f.name+" head too large", func(t *testing.T) {
 			fp := newForwardPair(t, f.lean, func(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("X-Big", strings.Repeat("x", maxResponseHead))

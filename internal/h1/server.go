@@ -280,7 +280,11 @@ func (s *Server) serveConn(base context.Context, c *conn) {
 		if !s.setState(c, stateActive) {
 			return
 		}
-		nc.SetReadDeadline(time.Now().Add(headerTimeout))
+		if b, _ := br.Peek(br.Buffered()); headEnd(b) == 0 {
+			// the rest of the head is still to come: within the header
+			// timeout (a head that came whole needs no timer change)
+			nc.SetReadDeadline(time.Now().Add(headerTimeout))
+		}
 		head, err := readHead(br)
 		if err != nil {
 			// a head that does not arrive in time, or a connection that
@@ -297,7 +301,8 @@ func (s *Server) serveConn(base context.Context, c *conn) {
 			return
 		}
 		br.Discard(len(head))
-		nc.SetReadDeadline(time.Time{})
+		// the read deadline stays as it is: the handler does not read
+		// the connection (no body), and the next turn sets its own
 
 		r.RemoteAddr = remote
 		rctx, cancel := context.WithCancel(ctx)
