@@ -87,45 +87,45 @@ func canonical(name string) bool {
 	return true
 }
 
-// parseRequest parses a request head (see readHead) and returns the
-// request when it is one this server takes: HTTP/1.1, GET or HEAD, a
+// parseRequest parses a request head (see readHead) into r and reports
+// whether it is one this server takes: HTTP/1.1, GET or HEAD, a
 // path in origin form, exactly one valid Host, no body (no
 // Content-Length or Transfer-Encoding), no Upgrade or Expect. The
 // request is what net/http's server hands a handler: Host moved from
 // the header to r.Host, Pragma: no-cache read as Cache-Control, Close
 // from Connection. Anything else is Fallback's to answer.
-func parseRequest(head []byte) (*http.Request, bool) {
+func parseRequest(head []byte, r *http.Request) bool {
 	s := string(head)
 	line, fields, ok := cutLine(s)
 	if !ok {
-		return nil, false
+		return false
 	}
 	method, rest, ok1 := strings.Cut(line, " ")
 	target, proto, ok2 := strings.Cut(rest, " ")
 	if !ok1 || !ok2 || proto != "HTTP/1.1" ||
 		(method != http.MethodGet && method != http.MethodHead) ||
 		len(target) == 0 || target[0] != '/' {
-		return nil, false
+		return false
 	}
 	u, err := url.ParseRequestURI(target)
 	if err != nil {
-		return nil, false
+		return false
 	}
 	h, ok := parseFields(fields)
 	if !ok {
-		return nil, false
+		return false
 	}
 	hosts := h["Host"]
 	if len(hosts) != 1 || !httpguts.ValidHostHeader(hosts[0]) ||
 		h["Content-Length"] != nil || h["Transfer-Encoding"] != nil ||
 		h["Upgrade"] != nil || h["Expect"] != nil {
-		return nil, false
+		return false
 	}
 	delete(h, "Host")
 	if p := h["Pragma"]; len(p) > 0 && p[0] == "no-cache" && h["Cache-Control"] == nil {
 		h["Cache-Control"] = []string{"no-cache"}
 	}
-	return &http.Request{
+	*r = http.Request{
 		Method:     method,
 		URL:        u,
 		Proto:      proto,
@@ -136,7 +136,8 @@ func parseRequest(head []byte) (*http.Request, bool) {
 		Host:       hosts[0],
 		Close:      httpguts.HeaderValuesContainsToken(h["Connection"], "close"),
 		RequestURI: target,
-	}, true
+	}
+	return true
 }
 
 // ErrHeadTooLarge is ReadResponse's error for a response head that does

@@ -295,8 +295,18 @@ func (s *Server) serveConn(base context.Context, c *conn) {
 			handedOff = s.handOff(c, br)
 			return
 		}
-		r, ok := parseRequest(head)
-		if !ok || !s.Fast(r) {
+		// parsed stays on the stack: the request the handler gets is
+		// WithContext's copy
+		var parsed http.Request
+		if !parseRequest(head, &parsed) {
+			handedOff = s.handOff(c, br)
+			return
+		}
+		parsed.RemoteAddr = remote
+		rctx, cancel := context.WithCancel(ctx)
+		r := parsed.WithContext(rctx)
+		if !s.Fast(r) {
+			cancel()
 			handedOff = s.handOff(c, br)
 			return
 		}
@@ -304,9 +314,6 @@ func (s *Server) serveConn(base context.Context, c *conn) {
 		// the read deadline stays as it is: the handler does not read
 		// the connection (no body), and the next turn sets its own
 
-		r.RemoteAddr = remote
-		rctx, cancel := context.WithCancel(ctx)
-		r = r.WithContext(rctx)
 		resp.reset(r)
 		keep := s.serveRequest(resp, r)
 		cancel()
