@@ -72,18 +72,9 @@ func (r *rawIO) Read(p []byte) (int, error) {
 }
 
 func (r *rawIO) read(fd uintptr) bool {
-	for {
-		n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd,
-			uintptr(unsafe.Pointer(&r.rp[0])), uintptr(len(r.rp)))
-		switch e {
-		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
-			return false // wait until the socket is readable
-		}
-		r.rn, r.rerr = int(n), e
-		return true
-	}
+	var ready bool
+	r.rn, r.rerr, ready = rawCall(syscall.SYS_READ, fd, r.rp)
+	return ready
 }
 
 func (r *rawIO) Write(p []byte) (int, error) {
@@ -104,16 +95,23 @@ func (r *rawIO) Write(p []byte) (int, error) {
 }
 
 func (r *rawIO) write(fd uintptr) bool {
+	var ready bool
+	r.wn, r.werr, ready = rawCall(syscall.SYS_WRITE, fd, r.wp)
+	return ready
+}
+
+// rawCall makes the read or write system call trap on fd with p, again
+// after an interrupt. ready is false when the socket is not ready
+// (EAGAIN): the caller's RawConn then waits until it is.
+func rawCall(trap, fd uintptr, p []byte) (n int, errno syscall.Errno, ready bool) {
 	for {
-		n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd,
-			uintptr(unsafe.Pointer(&r.wp[0])), uintptr(len(r.wp)))
+		r, _, e := syscall.RawSyscall(trap, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
 		switch e {
 		case syscall.EINTR:
 			continue
 		case syscall.EAGAIN:
-			return false // wait until the socket takes more
+			return 0, 0, false
 		}
-		r.wn, r.werr = int(n), e
-		return true
+		return int(r), e, true
 	}
 }
