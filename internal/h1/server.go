@@ -16,10 +16,13 @@
 // uploads, websockets, HTTP/1.0, large heads, heads with bare LF line
 // ends or folded lines, and malformed requests are all net/http's.
 //
-// What a handler gives up on this path: its request context is not
-// cancelled when the client goes away (a write to the client fails
-// instead), Hijack and full duplex are not supported, and a response
-// without a Content-Length is always chunked.
+// What a handler gives up on this path: its request context is never
+// cancelled, neither when the client goes away (a write to the client
+// fails instead) nor when the handler returns, so a handler that ties
+// work to it must cancel that work itself (with a context of its own:
+// one derived from a context that cannot be cancelled costs no
+// registration, and leaks nothing); Hijack and full duplex are not
+// supported; and a response without a Content-Length is always chunked.
 package h1
 
 import (
@@ -45,8 +48,8 @@ type Server struct {
 	Handler http.Handler
 	// Fast reports whether this server may serve r itself. r is a GET or
 	// HEAD without a body and without Upgrade or Expect; Fast should say
-	// no to a request whose handler needs Hijack, or a context cancelled
-	// when the client leaves.
+	// no to a request whose handler needs Hijack, or a context that is
+	// ever cancelled.
 	Fast func(r *http.Request) bool
 	// Fallback serves the connections this server hands off. Serve runs
 	// it; its own timeouts apply to those connections.
@@ -303,10 +306,8 @@ func (s *Server) serveConn(base context.Context, c *conn) {
 			return
 		}
 		parsed.RemoteAddr = remote
-		rctx, cancel := context.WithCancel(ctx)
-		r := parsed.WithContext(rctx)
+		r := parsed.WithContext(ctx)
 		if !s.Fast(r) {
-			cancel()
 			handedOff = s.handOff(c, br)
 			return
 		}
@@ -316,7 +317,6 @@ func (s *Server) serveConn(base context.Context, c *conn) {
 
 		resp.reset(r)
 		keep := s.serveRequest(resp, r)
-		cancel()
 		if !keep || !s.setState(c, stateIdle) {
 			return
 		}
