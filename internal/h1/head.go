@@ -40,6 +40,9 @@ func parseFields(s string) (http.Header, bool) {
 		if line == "" {
 			return h, s == "" && i == n
 		}
+		if i == n {
+			return nil, false // no empty line at the end
+		}
 		name, value, ok := strings.Cut(line, ":")
 		if !ok || !httpguts.ValidHeaderFieldName(name) {
 			// a folded line starts with a space, which no name holds

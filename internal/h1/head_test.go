@@ -112,6 +112,11 @@ func TestParseRequest(t *testing.T) {
 		t.Errorf("parseRequest took %d of the heads, want 12", taken)
 	}
 
+	// fields without the empty line that ends a head are refused
+	if _, ok := parseFields("A: 1\r\nB: 2\r\n"); ok {
+		t.Error("parseFields took fields with no empty line after them")
+	}
+
 	// a field added to a parsed header must not change the next field
 	r := new(http.Request)
 	parseRequest([]byte("GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\n\r\n"), r)
@@ -254,5 +259,22 @@ func FuzzReadResponse(f *testing.F) {
 			method = "HEAD"
 		}
 		checkResponse(t, method, answer)
+	})
+}
+
+// FuzzParseFields feeds the field parser input that readHead did not cut:
+// it must refuse what is not a whole block of fields, never panic.
+func FuzzParseFields(f *testing.F) {
+	for _, s := range []string{"A: 1\r\n\r\n", "A: 1\r\nB: 2\r\n", "\r\n", "", "A: 1\r\n\r\nB: 2\r\n\r\n"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		h, ok := parseFields(s)
+		if ok && !strings.HasSuffix(s, "\r\n\r\n") && s != "\r\n" {
+			t.Fatalf("took %q, which does not end a head", s)
+		}
+		if ok && h == nil {
+			t.Fatalf("took %q without a header", s)
+		}
 	})
 }
