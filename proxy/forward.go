@@ -102,11 +102,19 @@ func (p *Proxy) rewriteOut(in, out *http.Request, o *outbound) {
 	o.route.setURL(out.URL)
 	out.Host = ""
 
-	h := out.Header
+	p.identify(in, out.Header, o.user, o.server.s.Secret)
+}
+
+// identify replaces, in h (the headers going to a backend for the
+// client's request in), every identity and forwarding header with the
+// proxy's own: the user, the server's secret, and where the request came
+// from. It also drops the proxy's own cookies. Both forwarding paths and
+// the websocket dialer send what it leaves.
+func (p *Proxy) identify(in *http.Request, h http.Header, user, secret string) {
 	stripIdentity(h)
 	stripCookies(h)
 	p.trust.forwardedFor(in).set(h)
-	v := []string{o.user, "token " + o.server.s.Secret}
+	v := []string{user, "token " + secret}
 	h[UserHeader] = v[0:1:1]
 	h["Authorization"] = v[1:2:2]
 }
