@@ -23,23 +23,12 @@ import (
 // finish before it drops a connection.
 const closeGrace = time.Second
 
-// websocket handshake headers the dialer writes itself; a copy from the
-// client must not be passed to it
-var handshakeHeaders = map[string]bool{
-	"Upgrade":                  true,
-	"Connection":               true,
-	"Sec-Websocket-Key":        true,
-	"Sec-Websocket-Version":    true,
-	"Sec-Websocket-Extensions": true,
-	"Sec-Websocket-Protocol":   true,
-	"Sec-Websocket-Accept":     true,
-	"Host":                     true,
-	"Keep-Alive":               true,
-	"Te":                       true,
-	"Trailer":                  true,
-	"Transfer-Encoding":        true,
-	"Proxy-Connection":         true,
-	"Content-Length":           true,
+// handshakeHeaders are the client's headers that are not hop-by-hop
+// (removeHopByHop drops those) but belong to its own handshake or
+// framing: the dialer writes the backend's.
+var handshakeHeaders = []string{
+	"Sec-Websocket-Key", "Sec-Websocket-Version", "Sec-Websocket-Extensions",
+	"Sec-Websocket-Protocol", "Sec-Websocket-Accept", "Host", "Content-Length",
 }
 
 // serveWebsocket checks the client's handshake, dials the backend with
@@ -69,17 +58,15 @@ func (p *Proxy) serveWebsocket(
 	u := *e.addr
 	rt.setURL(&u)
 	u.RawQuery = r.URL.RawQuery
-	h := http.Header{}
+	h := make(http.Header, len(r.Header))
 	for k, vs := range r.Header {
-		if !handshakeHeaders[http.CanonicalHeaderKey(k)] {
-			h[k] = vs
-		}
+		h[k] = vs
 	}
-	stripIdentity(h)
-	stripCookies(h)
-	p.trust.forwardedFor(r).set(h)
-	h[UserHeader] = []string{t.user.Name}
-	h["Authorization"] = []string{"token " + e.s.Secret}
+	removeHopByHop(h)
+	for _, k := range handshakeHeaders {
+		delete(h, k)
+	}
+	p.identify(r, h, t.user.Name, e.s.Secret)
 	offered := subprotocols(r.Header)
 	back, chosen, backEarly, resp, err := p.dialWebsocket(ctx, &u, h, offered)
 	if err != nil {

@@ -612,6 +612,62 @@ func TestWebsocketBadHandshake(t *testing.T) {
 	}
 }
 
+// TestWebsocketBackendHeaders: the backend's handshake carries the
+// proxy's identity headers only, and none of the client's hop-by-hop
+// headers, those its Connection header names included.
+func TestWebsocketBackendHeaders(t *testing.T) {
+	seen := make(chan http.Header, 1)
+	env, alice := relayEnv(t, accept(nil, func(c *websocket.Conn, r *http.Request) {
+		seen <- r.Header.Clone()
+		echo(c, r)
+	}), nil)
+	req, err := http.NewRequest(http.MethodGet, env.ExternalURL+"/servers/alice/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header = http.Header{
+		"Origin":                {env.ExternalURL},
+		"Connection":            {"Upgrade, X-Hop"},
+		"Upgrade":               {"websocket"},
+		"Sec-Websocket-Version": {"13"},
+		"Sec-Websocket-Key":     {"dGhlIHNhbXBsZSBub25jZQ=="},
+		"X-Hop":                 {"not for the backend"},
+		"Keep-Alive":            {"timeout=5"},
+		"X-Studio-User":         {"mallory"},
+		"X_Studio_User":         {"mallory"},
+		"Authorization":         {"token stolen"},
+		"X-Kept":                {"yes"},
+	}
+	resp, err := alice.Do(req)
+	if err != nil {
+		t.Fatalf("sending: %v", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("got status %d, want 101", resp.StatusCode)
+	}
+	var h http.Header
+	select {
+	case h = <-seen:
+	case <-time.After(relayWait):
+		t.Fatal("backend got no websocket")
+	}
+	for _, k := range []string{"X-Hop", "Keep-Alive", "X_Studio_User"} {
+		if v, ok := h[k]; ok {
+			t.Errorf("backend got %s: %q", k, v)
+		}
+	}
+	if v := h.Values(proxy.UserHeader); len(v) != 1 || v[0] != "alice" {
+		t.Errorf("backend got %s %q, want alice", proxy.UserHeader, v)
+	}
+	if v := h.Get("Authorization"); v == "" || strings.Contains(v, "stolen") {
+		t.Errorf("backend got Authorization %q, want the server's token", v)
+	}
+	if h.Get("X-Kept") != "yes" {
+		t.Error("an ordinary header was dropped")
+	}
+}
+
 // TestWebsocketBadUpgrade: a backend whose 101 is not the upgrade the
 // proxy asked for gets the client a 502, not a websocket.
 func TestWebsocketBadUpgrade(t *testing.T) {
