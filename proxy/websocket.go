@@ -17,6 +17,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/studio-proxy/studio-proxy/internal/h1"
 )
 
 // closeGrace is how long the proxy waits for the close handshake to
@@ -230,8 +232,9 @@ func (p *Proxy) dialWebsocket(
 	if err := req.Write(conn); err != nil {
 		return nil, "", nil, nil, err
 	}
-	br := bufio.NewReader(conn)
-	resp, err := http.ReadResponse(br, req)
+	// the answer's head is bounded as on the other paths
+	br := bufio.NewReaderSize(conn, maxResponseHead)
+	resp, err := h1.ReadResponse(br, req)
 	if err != nil {
 		return nil, "", nil, nil, err
 	}

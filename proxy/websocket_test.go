@@ -679,6 +679,7 @@ func TestWebsocketBadUpgrade(t *testing.T) {
 		{"wrong accept key", "", "dGhlIHNhbXBsZSBub25jZQ=="},
 		{"an extension", "Sec-WebSocket-Extensions: permessage-deflate\r\n", ""},
 		{"a subprotocol not offered", "Sec-WebSocket-Protocol: other\r\n", ""},
+		{"a head over 16 KiB", "X-Big: " + strings.Repeat("x", 16<<10) + "\r\n", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
