@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
+	"unicode/utf8"
 )
 
 // The websocket relay passes frames through as they are (RFC 6455,
@@ -140,10 +141,14 @@ func controlFrame(op byte, payload []byte, masked bool) []byte {
 }
 
 // closePayload is the payload of a close frame with code and reason,
-// the reason cut to fit a control frame.
+// the reason cut to fit a control frame, at a character's start: a
+// reason must be valid UTF-8 (RFC 6455, section 5.5.1).
 func closePayload(code int, reason string) []byte {
-	if len(reason) > maxControlPayload-2 {
-		reason = reason[:maxControlPayload-2]
+	if n := maxControlPayload - 2; len(reason) > n {
+		for n > 0 && !utf8.RuneStart(reason[n]) {
+			n--
+		}
+		reason = reason[:n]
 	}
 	p := binary.BigEndian.AppendUint16(nil, uint16(code))
 	return append(p, reason...)
