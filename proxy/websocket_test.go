@@ -134,12 +134,10 @@ func TestWebsocketSubprotocol(t *testing.T) {
 // TestWebsocketCloseCodes: a close frame crosses the relay with its code
 // and reason, either way, and the other side's answer comes back.
 func TestWebsocketCloseCodes(t *testing.T) {
-	conns := make(chan *websocket.Conn, 1)
-	env, alice := relayEnv(t, accept(nil, handTo(conns)), nil)
+	env, alice, conns := handedRelay(t, nil)
 
 	t.Run("client closes", func(t *testing.T) {
-		c := dialRelay(t, env, alice, nil)
-		b := next(t, conns)
+		c, b := openRelay(t, env, alice, conns)
 		// the backend answers with its own reason, to tell its answer
 		// from an echo made up on the way
 		b.SetCloseHandler(func(int, string) error { return nil })
@@ -158,8 +156,7 @@ func TestWebsocketCloseCodes(t *testing.T) {
 	})
 
 	t.Run("backend closes", func(t *testing.T) {
-		c := dialRelay(t, env, alice, nil)
-		b := next(t, conns)
+		c, b := openRelay(t, env, alice, conns)
 
 		sendClose(t, b, 4002, "done")
 		// the client answers as gorilla does, with the same code
@@ -179,12 +176,10 @@ func TestWebsocketCloseCodes(t *testing.T) {
 // keepalive pings, and drops the connection when the client does not
 // answer.
 func TestWebsocketNothingAfterClose(t *testing.T) {
-	conns := make(chan *websocket.Conn, 1)
-	env, alice := relayEnv(t, accept(nil, handTo(conns)), func(cfg *proxy.Config) {
+	env, alice, conns := handedRelay(t, func(cfg *proxy.Config) {
 		cfg.PingInterval = 20 * time.Millisecond
 	})
-	c := dialRelay(t, env, alice, nil)
-	b := next(t, conns)
+	c, b := openRelay(t, env, alice, conns)
 	sendClose(t, b, 4002, "done")
 
 	// the client reads raw frames and never answers
@@ -217,8 +212,7 @@ func TestWebsocketNothingAfterClose(t *testing.T) {
 // byte more is not delivered, and both sides get a close 1009.
 func TestWebsocketSizeLimit(t *testing.T) {
 	const limit = 1024
-	conns := make(chan *websocket.Conn, 1)
-	env, alice := relayEnv(t, accept(nil, handTo(conns)), func(cfg *proxy.Config) {
+	env, alice, conns := handedRelay(t, func(cfg *proxy.Config) {
 		cfg.MaxMessageSize = limit
 	})
 
@@ -303,14 +297,12 @@ func TestWebsocketSizeLimit(t *testing.T) {
 func TestWebsocketKeepalive(t *testing.T) {
 	// long enough that a busy machine answers a ping within it
 	const interval = 200 * time.Millisecond
-	conns := make(chan *websocket.Conn, 1)
-	env, alice := relayEnv(t, accept(nil, handTo(conns)), func(cfg *proxy.Config) {
+	env, alice, conns := handedRelay(t, func(cfg *proxy.Config) {
 		cfg.PingInterval = interval
 	})
 
 	t.Run("client that reads", func(t *testing.T) {
-		c := dialRelay(t, env, alice, nil)
-		b := next(t, conns)
+		c, b := openRelay(t, env, alice, conns)
 		go echo(b, nil)
 
 		// gorilla answers pings while it reads; count them
@@ -365,11 +357,9 @@ func TestWebsocketKeepalive(t *testing.T) {
 // TestWebsocketBackendPing: the backend's ping reaches the client, and
 // the client's pong, with the ping's payload, reaches the backend.
 func TestWebsocketBackendPing(t *testing.T) {
-	conns := make(chan *websocket.Conn, 1)
-	env, alice := relayEnv(t, accept(nil, handTo(conns)), nil)
+	env, alice, conns := handedRelay(t, nil)
 
-	c := dialRelay(t, env, alice, nil)
-	b := next(t, conns)
+	c, b := openRelay(t, env, alice, conns)
 	seen := make(chan string, 1)
 	c.SetPingHandler(func(data string) error {
 		seen <- data
@@ -403,10 +393,8 @@ func TestWebsocketBackendPing(t *testing.T) {
 // TestWebsocketBackendDies: a backend connection that breaks without a
 // close frame gets the client a close 1014.
 func TestWebsocketBackendDies(t *testing.T) {
-	conns := make(chan *websocket.Conn, 1)
-	env, alice := relayEnv(t, accept(nil, handTo(conns)), nil)
-	c := dialRelay(t, env, alice, nil)
-	b := next(t, conns)
+	env, alice, conns := handedRelay(t, nil)
+	c, b := openRelay(t, env, alice, conns)
 
 	b.NetConn().Close()
 	if code, reason := rawClose(t, c); code != closeBadGateway {
@@ -417,10 +405,8 @@ func TestWebsocketBackendDies(t *testing.T) {
 // TestWebsocketClientDies: a client connection that breaks without a
 // close frame gets the backend a close 1001, or its connection's end.
 func TestWebsocketClientDies(t *testing.T) {
-	conns := make(chan *websocket.Conn, 1)
-	env, alice := relayEnv(t, accept(nil, handTo(conns)), nil)
-	c := dialRelay(t, env, alice, nil)
-	b := next(t, conns)
+	env, alice, conns := handedRelay(t, nil)
+	c, b := openRelay(t, env, alice, conns)
 
 	c.NetConn().Close()
 	b.SetReadDeadline(time.Now().Add(relayWait))
@@ -433,8 +419,7 @@ func TestWebsocketClientDies(t *testing.T) {
 // TestWebsocketProtocolErrors: a frame the relay cannot pass on, from
 // either side, is not delivered, and both sides get a close 1002.
 func TestWebsocketProtocolErrors(t *testing.T) {
-	conns := make(chan *websocket.Conn, 1)
-	env, alice := relayEnv(t, accept(nil, handTo(conns)), nil)
+	env, alice, conns := handedRelay(t, nil)
 
 	tests := []struct {
 		name       string
@@ -452,8 +437,7 @@ func TestWebsocketProtocolErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := dialRelay(t, env, alice, nil)
-			b := next(t, conns)
+			c, b := openRelay(t, env, alice, conns)
 			from, to := b, c
 			if tt.fromClient {
 				from, to = c, b
@@ -485,14 +469,12 @@ func TestWebsocketProtocolErrors(t *testing.T) {
 // frames, never inside one: every message arrives whole, and the stream
 // ends with the proxy's close.
 func TestWebsocketFramesBetweenFrames(t *testing.T) {
-	conns := make(chan *websocket.Conn, 1)
-	env, alice := relayEnv(t, accept(nil, handTo(conns)), func(cfg *proxy.Config) {
+	env, alice, conns := handedRelay(t, func(cfg *proxy.Config) {
 		// a ping waits behind what fills the socket buffers, and so does
 		// its answer: long enough for a busy machine to read through them
 		cfg.PingInterval = 200 * time.Millisecond
 	})
-	c := dialRelay(t, env, alice, nil)
-	b := next(t, conns)
+	c, b := openRelay(t, env, alice, conns)
 
 	// the backend writes messages of odd sizes back to back, so that
 	// the proxy's reads end inside frames
@@ -808,6 +790,30 @@ func relayEnv(
 	alice := env.Login(t, "alice")
 	env.StartServer(t, "alice", "alice")
 	return env, alice
+}
+
+// handedRelay is relayEnv with a backend that upgrades every websocket
+// and hands the backend's side to the test through conns.
+func handedRelay(
+	t *testing.T,
+	cfg func(*proxy.Config),
+) (env *testenv.Env, alice *http.Client, conns <-chan *websocket.Conn) {
+	t.Helper()
+	c := make(chan *websocket.Conn, 1)
+	env, alice = relayEnv(t, accept(nil, handTo(c)), cfg)
+	return env, alice, c
+}
+
+// openRelay opens a websocket through the proxy as alice and returns the
+// client's side and the backend's.
+func openRelay(
+	t *testing.T,
+	env *testenv.Env,
+	alice *http.Client,
+	conns <-chan *websocket.Conn,
+) (client, back *websocket.Conn) {
+	t.Helper()
+	return dialRelay(t, env, alice, nil), next(t, conns)
 }
 
 // handlerDriver is a backend.Driver whose servers are all one HTTP
